@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv run test lint format typecheck kafka kafka-stop test-faults bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The whole pipeline on the local broker, in the foreground; Ctrl-C stops everything.
+run: venv
+	bash scripts/run-dev.sh
+
+## Lint, then the whole suite against a real broker (started for the session if none is given).
+test: lint
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: venv
+	$(BIN)/mypy hookstream producer consumers schemas
+
+## The local broker on its own (data kept across restarts).
+kafka: venv
+	$(BIN)/hookstream kafka start
+	$(BIN)/hookstream topics create
+
+kafka-stop: venv
+	$(BIN)/hookstream kafka stop
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

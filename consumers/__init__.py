@@ -1,0 +1,1 @@
+"""Consumer groups on one at-least-once runtime: indexer, notifier, archiver."""

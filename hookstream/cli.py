@@ -1,0 +1,177 @@
+"""`hookstream`: the one command-line face of the project.
+
+Subcommands live beside the code they drive and are imported only when invoked, so
+`hookstream kafka start` never loads Flask and `hookstream producer` never loads the
+consumers. Any `HookstreamError` becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from hookstream.errors import HookstreamError
+
+if TYPE_CHECKING:
+    from hookstream.localkafka import LocalCluster
+
+# name -> "module:attribute" of a click command; imported on first use.
+SUBCOMMANDS = {
+    "kafka": "hookstream.cli:kafka",
+    "topics": "hookstream.cli:topics",
+    "producer": "producer.cli:producer",
+    "send": "producer.cli:send",
+    "consume": "consumers.cli:consume",
+    "dlq": "consumers.cli:dlq",
+    "search": "consumers.cli:search",
+    "archive": "consumers.cli:archive",
+    "lag": "hookstream.offsets_cli:lag",
+    "offsets": "hookstream.offsets_cli:offsets",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in SUBCOMMANDS:
+            return command
+        module_name, attr = SUBCOMMANDS[cmd_name].split(":")
+        found = getattr(importlib.import_module(module_name), attr)
+        return found if isinstance(found, click.Command) else None
+
+
+@click.group(cls=LazyGroup)
+def cli() -> None:
+    """Signed webhooks into Kafka, consumed at least once by idempotent consumer groups."""
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except HookstreamError as exc:
+        click.echo(f"hookstream: {exc}", err=True)
+        sys.exit(1)
+
+
+# -- the local broker -----------------------------------------------------------------------
+
+_home_option = click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    envvar="HOOKSTREAM_KAFKA_HOME",
+    default=None,
+    help="Where the cluster keeps its data and logs (default ~/.local/share/hookstream/kafka).",
+)
+
+
+def _cluster(home: Path | None, **shape: int | None) -> LocalCluster:
+    from hookstream.localkafka import DEFAULT_HOME, LocalCluster
+
+    return LocalCluster(home or DEFAULT_HOME, **shape)  # type: ignore[arg-type]
+
+
+@click.group()
+def kafka() -> None:
+    """Run Apache Kafka locally from its Maven Central jars (no Docker needed)."""
+
+
+@kafka.command("start")
+@_home_option
+@click.option("--nodes", type=click.Choice(["1", "3"]), default=None, help="1 node, or a 3-node quorum.")
+@click.option("--port", type=int, default=None, help="Client port of node 1 (default 9092).")
+@click.option("--heap-mb", type=int, default=512, show_default=True, help="JVM heap per node.")
+def kafka_start(home: Path | None, nodes: str | None, port: int | None, heap_mb: int) -> None:
+    """Start the local cluster (resolving and formatting it the first time) and wait for it."""
+    cluster = _cluster(home, nodes=int(nodes) if nodes else None, base_port=port, heap_mb=heap_mb)
+    cluster.start()
+    for node in cluster.status():
+        click.echo(node.describe())
+    click.echo(f"bootstrap servers: {cluster.bootstrap_servers}")
+
+
+@kafka.command("fetch")
+def kafka_fetch() -> None:
+    """Resolve the broker jars from Maven Central into the cache (start does this too)."""
+    from hookstream.localkafka import DEFAULT_JAR_CACHE, KAFKA_VERSION, resolve_jars
+
+    libs = resolve_jars(DEFAULT_JAR_CACHE)
+    click.echo(f"Kafka {KAFKA_VERSION}: {len(list(libs.glob('*.jar')))} jars in {libs}")
+
+
+@kafka.command("stop")
+@_home_option
+def kafka_stop(home: Path | None) -> None:
+    """Stop what `start` launched; the data stays for the next start."""
+    _cluster(home).stop()
+    click.echo("stopped")
+
+
+@kafka.command("status")
+@_home_option
+def kafka_status(home: Path | None) -> None:
+    """Show each node and whether it runs; exit 1 when any node is down."""
+    nodes = _cluster(home).status()
+    for node in nodes:
+        click.echo(node.describe())
+    if not all(node.running for node in nodes):
+        sys.exit(1)
+
+
+@kafka.command("reset")
+@_home_option
+@click.confirmation_option(prompt="Delete every topic and offset the local cluster holds?")
+def kafka_reset(home: Path | None) -> None:
+    """Stop the cluster and delete all it held."""
+    _cluster(home).reset()
+    click.echo("reset: the next start formats a new cluster")
+
+
+@kafka.command("kill")
+@_home_option
+@click.argument("node", type=int)
+def kafka_kill(home: Path | None, node: int) -> None:
+    """SIGKILL one node, as a crash would."""
+    _cluster(home).kill(node)
+    click.echo(f"node {node} killed")
+
+
+@kafka.command("start-node")
+@_home_option
+@click.argument("node", type=int)
+def kafka_start_node(home: Path | None, node: int) -> None:
+    """Start one node of the cluster again and wait until it answers."""
+    _cluster(home).start_node(node)
+    click.echo(f"node {node} running")
+
+
+# -- topics ---------------------------------------------------------------------------------
+
+
+@click.group()
+def topics() -> None:
+    """Manage the events and DLQ topics."""
+
+
+@topics.command("create")
+@click.option("--partitions", type=click.IntRange(1), default=8, show_default=True)
+def topics_create(partitions: int) -> None:
+    """Create the events and DLQ topics if missing (idempotent); print what exists."""
+    from hookstream.admin import admin_client, default_topics, ensure_topics
+    from hookstream.settings import Settings
+
+    settings = Settings.from_env()
+    for result in ensure_topics(admin_client(settings), default_topics(settings, partitions)):
+        click.echo(result.describe())

@@ -1,0 +1,366 @@
+"""A real Apache Kafka (KRaft) on this host, from the Maven Central jars, without Docker.
+
+`LocalCluster` is what `hookstream kafka …` and the test fixtures drive: it resolves the
+jars once into a cache, formats each node's storage once (a restart never reformats), starts
+every node as its own JVM in its own session, and tracks each one by a pid file. One node is
+a combined broker+controller (`--standalone`); three nodes are three combined nodes with
+static voters, each of which can be SIGKILLed and started again on its own.
+
+Ports: node i (1-based) of an n-node cluster listens for clients on base_port + i - 1 and
+for the controller quorum on base_port + n + i - 1. One node on 9092 uses 9092 and 9093.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from hookstream.errors import LocalKafkaError, MissingToolError
+
+KAFKA_VERSION = "4.1.1"
+DEFAULT_HOME = Path.home() / ".local" / "share" / "hookstream" / "kafka"
+DEFAULT_JAR_CACHE = Path.home() / ".cache" / "hookstream" / f"kafka-{KAFKA_VERSION}"
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+
+
+def _resource(name: str) -> Path:
+    return Path(str(resources.files("hookstream") / "resources" / name))
+
+
+def java_binary() -> str:
+    """The `java` to run, checked to be 17 or newer."""
+    java = shutil.which("java")
+    if java is None:
+        raise MissingToolError(
+            "java not found: install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    major = int(match.group(1)) if match else 0
+    if major == 1 and match and match.group(2):  # "1.8.0" style
+        major = int(match.group(2))
+    if major < 17:
+        raise MissingToolError(
+            f"java {major or '?'} is too old: Kafka {KAFKA_VERSION} needs Java 17+ "
+            "(Debian: apt-get install openjdk-17-jre-headless)"
+        )
+    return java
+
+
+def resolve_jars(cache: Path = DEFAULT_JAR_CACHE) -> Path:
+    """The folder of broker jars, resolved with Maven on first use and cached after."""
+    libs = cache / "libs"
+    if (cache / "RESOLVED").exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise MissingToolError(
+            "mvn not found: install Maven to fetch the Kafka jars (Debian: apt-get install maven)"
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = cache / "libs.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    cmd = [
+        mvn, "-q", "-B", "-f", str(_resource("local-kafka-pom.xml")),
+        "dependency:copy-dependencies", f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+        raise LocalKafkaError(
+            "Maven could not resolve the Kafka jars from Maven Central: " + " | ".join(tail)
+        )
+    # Swap in whole: a half-copied folder is never mistaken for the jars.
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    (cache / "RESOLVED").write_text(KAFKA_VERSION + "\n")
+    return libs
+
+
+def _new_cluster_id() -> str:
+    while True:  # Kafka's own ids never start with "-" (it would read as a flag)
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node_id: int
+    port: int
+    pid: int | None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def describe(self) -> str:
+        state = f"running (pid {self.pid})" if self.pid else "stopped"
+        return f"node {self.node_id}: localhost:{self.port} {state}"
+
+
+class LocalCluster:
+    """One or three local KRaft nodes under `home`, which outlives stop and start."""
+
+    def __init__(
+        self,
+        home: Path = DEFAULT_HOME,
+        nodes: int | None = None,
+        base_port: int | None = None,
+        heap_mb: int = 512,
+        jar_cache: Path = DEFAULT_JAR_CACHE,
+    ) -> None:
+        self.home = home
+        self.heap_mb = heap_mb
+        self.jar_cache = jar_cache
+        self.nodes, self.base_port = self._layout(nodes, base_port)
+        if self.nodes not in (1, 3):
+            raise LocalKafkaError(f"--nodes {self.nodes}: choose 1 (one node) or 3 (a KRaft quorum)")
+        # Children this object launched, so their exit is reaped rather than left as zombies.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def _layout(self, nodes: int | None, base_port: int | None) -> tuple[int, int]:
+        """The cluster's shape is fixed when it is first formatted; later calls must match
+        (or leave it out, and get the saved one)."""
+        meta = self.home / "cluster.json"
+        if not meta.exists():
+            return nodes or 1, base_port or 9092
+        saved = json.loads(meta.read_text())
+        nodes, base_port = nodes or saved["nodes"], base_port or saved["base_port"]
+        if (saved["nodes"], saved["base_port"]) != (nodes, base_port):
+            raise LocalKafkaError(
+                f"{self.home} holds a {saved['nodes']}-node cluster on port {saved['base_port']}; "
+                "run `hookstream kafka reset` to start over, or pass the same --nodes/--port"
+            )
+        return nodes, base_port
+
+    @property
+    def node_ids(self) -> range:
+        return range(1, self.nodes + 1)
+
+    def port(self, node_id: int) -> int:
+        return self.base_port + node_id - 1
+
+    def controller_port(self, node_id: int) -> int:
+        return self.base_port + self.nodes + node_id - 1
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"localhost:{self.port(n)}" for n in self.node_ids)
+
+    def node_dir(self, node_id: int) -> Path:
+        return self.home / f"node-{node_id}"
+
+    def _pid_file(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / "kafka.pid"
+
+    def _properties(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / "server.properties"
+
+    def log_file(self, node_id: int) -> Path:
+        return self.node_dir(node_id) / "logs" / "server.log"
+
+    def _write_properties(self, node_id: int) -> None:
+        replicas = min(3, self.nodes)
+        quorum = (
+            f"controller.quorum.bootstrap.servers=localhost:{self.controller_port(node_id)}"
+            if self.nodes == 1
+            else "controller.quorum.voters="
+            + ",".join(f"{n}@localhost:{self.controller_port(n)}" for n in self.node_ids)
+        )
+        lines = [
+            "process.roles=broker,controller",
+            f"node.id={node_id}",
+            quorum,
+            f"listeners=PLAINTEXT://localhost:{self.port(node_id)},"
+            f"CONTROLLER://localhost:{self.controller_port(node_id)}",
+            f"advertised.listeners=PLAINTEXT://localhost:{self.port(node_id)}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={self.node_dir(node_id) / 'data'}",
+            # Topics are created on purpose (`hookstream topics create`), never by a typo.
+            "auto.create.topics.enable=false",
+            "num.partitions=1",
+            f"default.replication.factor={replicas}",
+            f"offsets.topic.replication.factor={replicas}",
+            "offsets.topic.num.partitions=10",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={min(2, replicas)}",
+            "group.initial.rebalance.delay.ms=0",
+            "unclean.leader.election.enable=false",
+        ]
+        self._properties(node_id).write_text("\n".join(lines) + "\n")
+
+    def _format(self, java: str, libs: Path) -> None:
+        meta = self.home / "cluster.json"
+        cluster_id = json.loads(meta.read_text())["cluster_id"] if meta.exists() else _new_cluster_id()
+        for node_id in self.node_ids:
+            (self.node_dir(node_id) / "logs").mkdir(parents=True, exist_ok=True)
+            self._write_properties(node_id)
+            if (self.node_dir(node_id) / "data" / "meta.properties").exists():
+                continue  # formatted before: the data it holds is kept
+            cmd = [java, "-Xmx256m", "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
+                   "-t", cluster_id, "-c", str(self._properties(node_id))]  # fmt: skip
+            if self.nodes == 1:
+                cmd.append("--standalone")
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise LocalKafkaError(
+                    f"formatting node {node_id} failed: {(result.stdout + result.stderr).strip()}"
+                )
+        meta.write_text(
+            json.dumps({"nodes": self.nodes, "base_port": self.base_port, "cluster_id": cluster_id})
+        )
+
+    # -- processes --------------------------------------------------------------------------
+
+    def pid(self, node_id: int) -> int | None:
+        """The pid of this node's JVM, if the pid file names one of ours that still runs."""
+        child = self._children.get(node_id)
+        if child is not None:
+            # Our own child: ask the kernel. Its cmdline can read empty for a moment while
+            # the java launcher re-executes itself, which the check below would misread.
+            if child.poll() is None:
+                return child.pid
+            del self._children[node_id]
+        pid_file = self._pid_file(node_id)
+        try:
+            pid = int(pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        # A reused pid belongs to someone else: only a JVM running our properties is ours.
+        if str(self._properties(node_id)).encode() not in cmdline:
+            return None
+        return pid
+
+    def status(self) -> list[NodeStatus]:
+        return [NodeStatus(n, self.port(n), self.pid(n)) for n in self.node_ids]
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start every node that is not running, and wait until the cluster answers."""
+        java = java_binary()
+        libs = resolve_jars(self.jar_cache)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._format(java, libs)
+        started = [n for n in self.node_ids if self.pid(n) is None]
+        for node_id in started:
+            self._launch(node_id, java, libs)
+        self._wait_ready(started, timeout_s)
+
+    def start_node(self, node_id: int, timeout_s: float = START_TIMEOUT_S) -> None:
+        self._check_node(node_id)
+        if self.pid(node_id) is not None:
+            return
+        self._launch(node_id, java_binary(), resolve_jars(self.jar_cache))
+        self._wait_ready([node_id], timeout_s)
+
+    def _check_node(self, node_id: int) -> None:
+        if node_id not in self.node_ids:
+            raise LocalKafkaError(f"node {node_id} does not exist: nodes are 1..{self.nodes}")
+        if not self._properties(node_id).exists():
+            raise LocalKafkaError("the cluster was never started: run `hookstream kafka start`")
+
+    def _launch(self, node_id: int, java: str, libs: Path) -> None:
+        for port in (self.port(node_id), self.controller_port(node_id)):
+            if _port_open(port):
+                raise LocalKafkaError(f"port {port} is taken by another process; stop it or use --port")
+        logs = self.node_dir(node_id) / "logs"
+        heap = f"{self.heap_mb}m"
+        cmd = [
+            java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={_resource('log4j2.properties')}",
+            f"-Dkafka.logs.dir={logs}",
+            "-cp", f"{libs}/*", "kafka.Kafka", str(self._properties(node_id)),
+        ]  # fmt: skip
+        with open(logs / "stdout.log", "ab") as out:
+            # Its own session: Ctrl-C in the terminal that started it does not reach the JVM.
+            process = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        self._children[node_id] = process
+        self._pid_file(node_id).write_text(f"{process.pid}\n")
+
+    def _wait_ready(self, node_ids: list[int], timeout_s: float) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        deadline = time.monotonic() + timeout_s
+        pending = set(node_ids)
+        admin: AdminClient | None = None
+        while pending:
+            for node_id in sorted(pending):
+                if self.pid(node_id) is None:
+                    raise LocalKafkaError(
+                        f"node {node_id} exited during start-up; see {self.log_file(node_id)} "
+                        f"and {self.log_file(node_id).with_name('stdout.log')}"
+                    )
+            # Ask for metadata only once every port listens: librdkafka logs each refusal.
+            if all(_port_open(self.port(n)) for n in pending):
+                admin = admin or AdminClient({"bootstrap.servers": self.bootstrap_servers})
+                with contextlib.suppress(Exception):  # not answering yet: the deadline decides
+                    pending -= set(admin.list_topics(timeout=2).brokers)
+            if pending and time.monotonic() > deadline:
+                raise LocalKafkaError(
+                    f"node(s) {sorted(pending)} did not answer within {timeout_s:.0f}s; "
+                    f"see {self.log_file(min(pending))}"
+                )
+            if pending:
+                time.sleep(0.3)
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL one node, as a crash would; its data stays for `start_node`."""
+        self._check_node(node_id)
+        self._signal_and_wait([node_id], signal.SIGKILL, STOP_TIMEOUT_S)
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop every node: SIGTERM all at once (a lone survivor cannot shut down cleanly
+        without a quorum), then SIGKILL whatever is left after the timeout."""
+        running = [n for n in self.node_ids if self.pid(n) is not None]
+        left = self._signal_and_wait(running, signal.SIGTERM, timeout_s)
+        self._signal_and_wait(left, signal.SIGKILL, timeout_s)
+
+    def _signal_and_wait(self, node_ids: list[int], sig: int, timeout_s: float) -> list[int]:
+        """Signal the nodes; return those still running when the timeout ran out."""
+        pids = {n: self.pid(n) for n in node_ids}
+        for pid in pids.values():
+            if pid is not None:
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            alive = [n for n in node_ids if self.pid(n) is not None]
+            if not alive:
+                break
+            time.sleep(0.2)
+        for node_id in node_ids:
+            if self.pid(node_id) is None:
+                self._pid_file(node_id).unlink(missing_ok=True)
+        return [n for n in node_ids if self.pid(n) is not None]
+
+    def reset(self) -> None:
+        """Stop the cluster and delete everything it held."""
+        self.stop()
+        shutil.rmtree(self.home, ignore_errors=True)

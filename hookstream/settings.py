@@ -1,0 +1,179 @@
+"""Settings: environment variables read once, at startup, into one frozen object.
+
+No other module reads `os.environ`; they receive a `Settings` (or the part they need).
+Every secret may also come from a file named by `<NAME>_FILE` (Docker/Kubernetes secrets).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from hookstream.errors import ConfigError
+
+# HOOKSTREAM_KAFKA_SASL_MECHANISM=PLAIN reaches librdkafka as sasl.mechanism=PLAIN.
+_KAFKA_PASSTHROUGH_PREFIX = "HOOKSTREAM_KAFKA_"
+# HOOKSTREAM_KAFKA_* names that are Hookstream's own settings, not librdkafka properties.
+_KAFKA_OWN_NAMES = frozenset({"HOOKSTREAM_KAFKA_DELIVERY_TIMEOUT_S"})
+
+
+def _read(env: Mapping[str, str], name: str) -> str | None:
+    """The value of NAME, or the contents of the file named by NAME_FILE."""
+    value = env.get(name)
+    file_name = env.get(f"{name}_FILE")
+    if value is not None and file_name is not None:
+        raise ConfigError(f"{name} and {name}_FILE are both set; set only one of them")
+    if file_name is not None:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={file_name} cannot be read: {exc.strerror}") from exc
+    return value
+
+
+def _secrets(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of secrets; every one is accepted (rotation)."""
+    raw = _read(env, name) or ""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from exc
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} must be one of: {', '.join(allowed)}")
+    return value
+
+
+def _kafka_passthrough(env: Mapping[str, str]) -> dict[str, str]:
+    """HOOKSTREAM_KAFKA_SASL_MECHANISM=PLAIN -> {"sasl.mechanism": "PLAIN"}, and so on.
+
+    This is how SASL/TLS settings reach librdkafka without Hookstream knowing each one.
+    """
+    extra: dict[str, str] = {}
+    for name in env:
+        if not name.startswith(_KAFKA_PASSTHROUGH_PREFIX) or name in _KAFKA_OWN_NAMES:
+            continue
+        base = name.removesuffix("_FILE")
+        prop = base[len(_KAFKA_PASSTHROUGH_PREFIX) :].lower().replace("_", ".")
+        value = _read(env, base)
+        if prop and value is not None:
+            extra[prop] = value
+    return extra
+
+
+# What confluent-kafka accepts as a client configuration.
+KafkaConf = dict[str, str | int | float | bool]
+
+
+@dataclass(frozen=True)
+class ProviderSecrets:
+    """Webhook signing secrets per provider; a provider is enabled only when it has one."""
+
+    fastio: tuple[str, ...] = ()
+    github: tuple[str, ...] = ()
+    stripe: tuple[str, ...] = ()
+    standard: tuple[str, ...] = ()
+
+    def enabled(self) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(self) if getattr(self, f.name))
+
+    def __repr__(self) -> str:  # never print a secret, even by accident
+        return f"ProviderSecrets(enabled={self.enabled()})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: str = "localhost:9092"
+    # Extra librdkafka properties (security.protocol, sasl.*, ssl.*) passed through as given.
+    kafka_extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    topic: str = "fastio-events"
+    dlq_topic: str = "fastio-dlq"
+    data_dir: Path = Path("./data")
+    secrets: ProviderSecrets = ProviderSecrets()
+
+    # producer
+    max_body_bytes: int = 1024 * 1024
+    delivery_timeout_s: float = 2.0
+    dedupe_window_s: float = 600.0
+    fastio_signature_format: str = "auto"
+    timestamp_tolerance_s: int = 300
+    partition_key_field: str = "workspace_id"
+
+    # consumers
+    metrics_port: int = 9100
+    retry_max_attempts: int = 5
+    retry_max_seconds: float = 60.0
+    notifier_rules: Path | None = None
+    notify_url: str | None = None
+    archive_max_bytes: int = 64 * 1024 * 1024
+    archive_max_age_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        rules = env.get("HOOKSTREAM_NOTIFIER_RULES")
+        return cls(
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or cls.kafka_bootstrap_servers,
+            kafka_extra=_kafka_passthrough(env),
+            topic=env.get("HOOKSTREAM_TOPIC") or cls.topic,
+            dlq_topic=env.get("HOOKSTREAM_DLQ_TOPIC") or cls.dlq_topic,
+            data_dir=Path(env.get("HOOKSTREAM_DATA_DIR") or cls.data_dir),
+            secrets=ProviderSecrets(
+                fastio=_secrets(env, "FASTIO_WEBHOOK_SECRET"),
+                github=_secrets(env, "GITHUB_WEBHOOK_SECRET"),
+                stripe=_secrets(env, "STRIPE_WEBHOOK_SECRET"),
+                standard=_secrets(env, "STANDARD_WEBHOOK_SECRET"),
+            ),
+            max_body_bytes=_int(env, "HOOKSTREAM_MAX_BODY_BYTES", cls.max_body_bytes, 1),
+            delivery_timeout_s=_float(
+                env, "HOOKSTREAM_KAFKA_DELIVERY_TIMEOUT_S", cls.delivery_timeout_s, 0.1
+            ),
+            dedupe_window_s=_float(env, "HOOKSTREAM_DEDUPE_WINDOW_S", cls.dedupe_window_s),
+            fastio_signature_format=_choice(
+                env,
+                "HOOKSTREAM_FASTIO_SIGNATURE_FORMAT",
+                cls.fastio_signature_format,
+                ("auto", "hex", "sha256", "timestamped"),
+            ),
+            timestamp_tolerance_s=_int(env, "HOOKSTREAM_TIMESTAMP_TOLERANCE_S", cls.timestamp_tolerance_s, 1),
+            partition_key_field=env.get("HOOKSTREAM_PARTITION_KEY_FIELD") or cls.partition_key_field,
+            metrics_port=_int(env, "HOOKSTREAM_METRICS_PORT", cls.metrics_port),
+            retry_max_attempts=_int(env, "HOOKSTREAM_RETRY_MAX_ATTEMPTS", cls.retry_max_attempts, 1),
+            retry_max_seconds=_float(env, "HOOKSTREAM_RETRY_MAX_SECONDS", cls.retry_max_seconds),
+            notifier_rules=Path(rules) if rules else None,
+            notify_url=env.get("HOOKSTREAM_NOTIFY_URL") or None,
+            archive_max_bytes=_int(env, "HOOKSTREAM_ARCHIVE_MAX_BYTES", cls.archive_max_bytes, 1024),
+            archive_max_age_s=_float(env, "HOOKSTREAM_ARCHIVE_MAX_AGE_S", cls.archive_max_age_s, 0.1),
+        )
+
+    def kafka_common(self) -> KafkaConf:
+        """The librdkafka properties every client of this deployment shares."""
+        return {"bootstrap.servers": self.kafka_bootstrap_servers, **self.kafka_extra}

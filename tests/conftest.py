@@ -1,0 +1,115 @@
+"""Fixtures shared by every test: a real Kafka cluster and fresh topics on it.
+
+Where the broker comes from, in order: `KAFKA_BOOTSTRAP_SERVERS` if set; else the official
+`apache/kafka` image through testcontainers if a Docker engine answers; else the local broker
+from the Maven Central jars (`hookstream.localkafka`) on free ports in a temporary home.
+A broker that cannot start is an error, never a skip: integration tests always run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hookstream.admin import TopicSpec, admin_client, ensure_topics
+from hookstream.localkafka import KAFKA_VERSION, LocalCluster
+from hookstream.settings import Settings
+
+
+def free_port_block(size: int) -> int:
+    """A base port such that base .. base+size-1 are all free right now.
+
+    Drawn below the kernel's ephemeral range: a port the kernel hands out to outgoing
+    connections (ours included) could be taken again before the broker binds it.
+    """
+    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for _ in range(100):
+        base = random.randrange(15000, low - size)
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no block of {size} free ports found")
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # installed with testcontainers
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # no engine, no socket, no permission: all mean "not here"
+        return False
+
+
+@contextmanager
+def _kafka_container() -> Iterator[str]:
+    """The official image, single KRaft node, advertised on a fixed free host port (the
+    advertised address must be known before start, so the port is chosen, not mapped)."""
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    port = free_port_block(1)
+    container = (
+        DockerContainer(f"apache/kafka:{KAFKA_VERSION}")
+        .with_bind_ports(port, port)
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_LISTENERS", f"PLAINTEXT://:{port},CONTROLLER://:9093")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://localhost:{port}")
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    )
+    with container:
+        wait_for_logs(container, "Kafka Server started", timeout=120)
+        yield f"localhost:{port}"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of a real Kafka cluster for the whole test session."""
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        yield given
+        return
+    if _docker_answers():
+        with _kafka_container() as bootstrap:
+            yield bootstrap
+        return
+    cluster = LocalCluster(tmp_path_factory.mktemp("kafka"), nodes=1, base_port=free_port_block(2))
+    cluster.start()
+    try:
+        yield cluster.bootstrap_servers
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path) -> Settings:  # type: ignore[no-untyped-def]
+    """Settings pointing at the session cluster, with topics of their own (4 partitions)."""
+    suffix = uuid.uuid4().hex[:10]
+    base = replace(
+        Settings(),
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic=f"events-{suffix}",
+        dlq_topic=f"dlq-{suffix}",
+        data_dir=tmp_path / "data",
+    )
+    ensure_topics(admin_client(base), [TopicSpec(base.topic, 4), TopicSpec(base.dlq_topic, 4)])
+    return base

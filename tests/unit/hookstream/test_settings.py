@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import pytest
+
+from hookstream.errors import ConfigError
+from hookstream.settings import Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.kafka_bootstrap_servers == "localhost:9092"
+    assert settings.topic == "fastio-events"
+    assert settings.dlq_topic == "fastio-dlq"
+    assert settings.data_dir == Path("./data")
+    assert settings.secrets.enabled() == ()
+
+
+def test_secret_lists_are_split_for_rotation() -> None:
+    settings = Settings.from_env({"FASTIO_WEBHOOK_SECRET": " new , old ,"})
+    assert settings.secrets.fastio == ("new", "old")
+    assert settings.secrets.enabled() == ("fastio",)
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    settings = Settings.from_env({"GITHUB_WEBHOOK_SECRET_FILE": str(secret)})
+    assert settings.secrets.github == ("s3cret",)
+
+
+def test_secret_and_file_together_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="set only one"):
+        Settings.from_env({"STRIPE_WEBHOOK_SECRET": "a", "STRIPE_WEBHOOK_SECRET_FILE": "b"})
+
+
+def test_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="FASTIO_WEBHOOK_SECRET_FILE"):
+        Settings.from_env({"FASTIO_WEBHOOK_SECRET_FILE": str(tmp_path / "missing")})
+
+
+def test_secrets_never_appear_in_repr() -> None:
+    settings = Settings.from_env(
+        {"FASTIO_WEBHOOK_SECRET": "topsecret", "HOOKSTREAM_KAFKA_SASL_PASSWORD": "pw"}
+    )
+    assert "topsecret" not in repr(settings)
+    assert "pw" not in repr(settings)
+
+
+def test_kafka_security_settings_pass_through(tmp_path: Path) -> None:
+    password = tmp_path / "pw"
+    password.write_text("hunter2")
+    settings = Settings.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": "k1:9093,k2:9093",
+            "HOOKSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "HOOKSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "HOOKSTREAM_KAFKA_SASL_PASSWORD_FILE": str(password),
+            "HOOKSTREAM_KAFKA_DELIVERY_TIMEOUT_S": "3",
+        }
+    )
+    assert settings.kafka_common() == {
+        "bootstrap.servers": "k1:9093,k2:9093",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.password": "hunter2",
+    }
+    assert settings.delivery_timeout_s == 3.0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HOOKSTREAM_MAX_BODY_BYTES": "big"}, "not a whole number"),
+        ({"HOOKSTREAM_MAX_BODY_BYTES": "0"}, "at least 1"),
+        ({"HOOKSTREAM_KAFKA_DELIVERY_TIMEOUT_S": "x"}, "not a number"),
+        ({"HOOKSTREAM_FASTIO_SIGNATURE_FORMAT": "md5"}, "must be one of"),
+    ],
+)
+def test_malformed_values_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        Settings.from_env(env)
+    assert next(iter(env)) in str(info.value)
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        settings.topic = "other"  # type: ignore[misc]
