@@ -1,0 +1,43 @@
+"""JSON-lines logging for every Hookstream process.
+
+One line per record: `ts`, `level`, `logger`, `msg`, plus whatever the caller passed in
+`extra={"fields": {...}}`. Callers never pass a secret, a signature or a payload body;
+`FORBIDDEN_FIELDS` is a last line of defence that drops such keys if one slips in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+FORBIDDEN_FIELDS = frozenset({"secret", "signature", "payload", "body", "password", "authorization"})
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            line.update({k: v for k, v in fields.items() if k.lower() not in FORBIDDEN_FIELDS})
+        if record.exc_info:
+            # The exception's type and message, not the frames' locals: those may hold a body.
+            exc = record.exc_info[1]
+            line["error"] = f"{type(exc).__name__}: {exc}"
+        return json.dumps(line, default=str, separators=(",", ":"))
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send JSON lines to stderr from every logger; idempotent."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
