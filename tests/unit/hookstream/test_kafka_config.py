@@ -1,0 +1,21 @@
+from hookstream.kafka import ConsumerConfig, ProducerConfig
+from hookstream.settings import Settings
+
+
+def test_producer_is_durable_and_carries_security_settings() -> None:
+    settings = Settings.from_env(
+        {"KAFKA_BOOTSTRAP_SERVERS": "k:9092", "HOOKSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL"}
+    )
+    conf = ProducerConfig.from_settings(settings, linger_ms=7).as_librdkafka()
+    assert conf["bootstrap.servers"] == "k:9092"
+    assert conf["security.protocol"] == "SSL"
+    assert conf["acks"] == "all"
+    assert conf["enable.idempotence"] is True
+    assert conf["linger.ms"] == 7
+
+
+def test_consumer_stores_offsets_only_when_told() -> None:
+    conf = ConsumerConfig.from_settings(Settings(), "indexer").as_librdkafka()
+    assert conf["group.id"] == "indexer"
+    assert conf["enable.auto.offset.store"] is False
+    assert conf["auto.offset.reset"] == "earliest"
