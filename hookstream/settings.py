@@ -126,6 +126,8 @@ class Settings:
     fastio_signature_format: str = "auto"
     timestamp_tolerance_s: int = 300
     partition_key_field: str = "workspace_id"
+    # Where gunicorn workers share metric files (prometheus_client's multiprocess mode).
+    metrics_multiprocess_dir: Path | None = None
 
     # consumers
     metrics_port: int = 9100
@@ -165,6 +167,9 @@ class Settings:
             ),
             timestamp_tolerance_s=_int(env, "HOOKSTREAM_TIMESTAMP_TOLERANCE_S", cls.timestamp_tolerance_s, 1),
             partition_key_field=env.get("HOOKSTREAM_PARTITION_KEY_FIELD") or cls.partition_key_field,
+            metrics_multiprocess_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"])
+            if env.get("PROMETHEUS_MULTIPROC_DIR")
+            else None,
             metrics_port=_int(env, "HOOKSTREAM_METRICS_PORT", cls.metrics_port),
             retry_max_attempts=_int(env, "HOOKSTREAM_RETRY_MAX_ATTEMPTS", cls.retry_max_attempts, 1),
             retry_max_seconds=_float(env, "HOOKSTREAM_RETRY_MAX_SECONDS", cls.retry_max_seconds),
