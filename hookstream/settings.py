@@ -137,6 +137,14 @@ class Settings:
     notify_url: str | None = None
     archive_max_bytes: int = 64 * 1024 * 1024
     archive_max_age_s: float = 60.0
+    # group.id = prefix + group name: several deployments (or tests) can share one cluster.
+    consumer_group_prefix: str = ""
+    consumer_batch_size: int = 500
+    consumer_session_timeout_ms: int = 45_000
+    # The circuit breaker stops a member when more than ratio x window of the last window
+    # records went to the DLQ.
+    breaker_window: int = 100
+    breaker_ratio: float = 0.5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -177,6 +185,13 @@ class Settings:
             notify_url=env.get("HOOKSTREAM_NOTIFY_URL") or None,
             archive_max_bytes=_int(env, "HOOKSTREAM_ARCHIVE_MAX_BYTES", cls.archive_max_bytes, 1024),
             archive_max_age_s=_float(env, "HOOKSTREAM_ARCHIVE_MAX_AGE_S", cls.archive_max_age_s, 0.1),
+            consumer_group_prefix=env.get("HOOKSTREAM_CONSUMER_GROUP_PREFIX") or "",
+            consumer_batch_size=_int(env, "HOOKSTREAM_CONSUMER_BATCH_SIZE", cls.consumer_batch_size, 1),
+            consumer_session_timeout_ms=_int(
+                env, "HOOKSTREAM_CONSUMER_SESSION_TIMEOUT_MS", cls.consumer_session_timeout_ms, 1000
+            ),
+            breaker_window=_int(env, "HOOKSTREAM_BREAKER_WINDOW", cls.breaker_window, 1),
+            breaker_ratio=_float(env, "HOOKSTREAM_BREAKER_RATIO", cls.breaker_ratio),
         )
 
     def kafka_common(self) -> KafkaConf:
