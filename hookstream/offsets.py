@@ -1,0 +1,159 @@
+"""A consumer group's offsets: read them, and move them for a backfill or a replay.
+
+Everything goes through the AdminClient, so nothing here joins the group it looks at.
+Moving offsets is refused while the group has members: a live member would overwrite the
+new positions with its own next commit, and the plan would change under the operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from hookstream.errors import HookstreamError
+
+TIMEOUT_S = 15.0
+
+# (topic, partition): the key every map in this module and in lag.py uses.
+Partition = tuple[str, int]
+
+T = TypeVar("T")
+
+
+class OffsetsError(HookstreamError):
+    """Offsets of a consumer group could not be read or moved."""
+
+
+class GroupActiveError(OffsetsError):
+    """The group has live members, so its offsets must not be moved now."""
+
+
+def _result(future: Future[T], what: str) -> T:
+    try:
+        return future.result()
+    except KafkaException as exc:
+        raise OffsetsError(f"{what}: {exc.args[0].str()}") from exc
+
+
+def list_groups(admin: AdminClient) -> list[str]:
+    listing = _result(admin.list_consumer_groups(request_timeout=TIMEOUT_S), "cannot list consumer groups")
+    return sorted(group.group_id for group in listing.valid)
+
+
+def active_members(admin: AdminClient, group: str) -> int:
+    """How many members the group has right now (0 for an empty or unknown group)."""
+    futures = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S)
+    description = _result(futures[group], f"cannot describe group {group}")
+    return len(description.members)
+
+
+def committed_offsets(admin: AdminClient, group: str) -> dict[Partition, int]:
+    """Every partition the group has committed an offset for, with that offset."""
+    futures = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group)], request_timeout=TIMEOUT_S
+    )
+    found = _result(futures[group], f"cannot read the committed offsets of group {group}")
+    return {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions if tp.offset >= 0}
+
+
+def topic_partitions(admin: AdminClient, topic: str) -> list[Partition]:
+    try:
+        metadata = admin.list_topics(topic=topic, timeout=TIMEOUT_S).topics.get(topic)
+    except KafkaException as exc:
+        raise OffsetsError(f"cannot read the metadata of topic {topic}: {exc.args[0].str()}") from exc
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise OffsetsError(f"topic {topic} does not exist (see `hookstream topics create`)")
+    return [(topic, partition) for partition in sorted(metadata.partitions)]
+
+
+def list_offsets(admin: AdminClient, specs: Mapping[Partition, OffsetSpec]) -> dict[Partition, int]:
+    """The offset each OffsetSpec names, per partition (-1 when a timestamp is after every record)."""
+    if not specs:
+        return {}
+    futures = admin.list_offsets(
+        {TopicPartition(topic, partition): spec for (topic, partition), spec in specs.items()},
+        request_timeout=TIMEOUT_S,
+    )
+    return {
+        (tp.topic, tp.partition): _result(future, f"cannot list offsets of {tp.topic}[{tp.partition}]").offset
+        for tp, future in futures.items()
+    }
+
+
+def watermarks(admin: AdminClient, partitions: Iterable[Partition]) -> dict[Partition, tuple[int, int]]:
+    """(first retained offset, end offset) per partition."""
+    wanted = list(partitions)
+    starts = list_offsets(admin, {p: OffsetSpec.earliest() for p in wanted})
+    ends = list_offsets(admin, {p: OffsetSpec.latest() for p in wanted})
+    return {p: (starts[p], ends[p]) for p in wanted}
+
+
+# -- reset ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResetTarget:
+    """Where to move a group: the first retained record, the end, or the first record at or after `at`."""
+
+    kind: Literal["earliest", "latest", "datetime"]
+    at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind == "datetime") != (self.at is not None):
+            raise ValueError("a datetime target needs `at`, and only it does")
+        if self.at is not None and self.at.tzinfo is None:
+            raise ValueError("the target datetime must carry a timezone")
+
+    def describe(self) -> str:
+        return self.at.isoformat() if self.at is not None else self.kind
+
+
+@dataclass(frozen=True)
+class OffsetMove:
+    topic: str
+    partition: int
+    current: int | None  # None: the group has no committed offset here yet
+    new: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "current": self.current, "new": self.new}
+
+
+def plan_reset(admin: AdminClient, group: str, topic: str, target: ResetTarget) -> list[OffsetMove]:
+    """Where each partition of `topic` would move; refuses while the group has members."""
+    members = active_members(admin, group)
+    if members:
+        raise GroupActiveError(
+            f"group {group} has {members} active member(s); stop them first (scale its Deployment to 0"
+            " or stop `hookstream consume`), then reset: a live member would overwrite the new offsets"
+        )
+    partitions = topic_partitions(admin, topic)
+    marks = watermarks(admin, partitions)
+    if target.kind == "datetime":
+        assert target.at is not None  # guaranteed by ResetTarget
+        millis = int(target.at.timestamp() * 1000)
+        found = list_offsets(admin, {p: OffsetSpec.for_timestamp(millis) for p in partitions})
+        # No record at or after the time: the group starts at the end, with nothing to replay.
+        new = {p: found[p] if found[p] >= 0 else marks[p][1] for p in partitions}
+    else:
+        new = {p: marks[p][0] if target.kind == "earliest" else marks[p][1] for p in partitions}
+    committed = committed_offsets(admin, group)
+    return [OffsetMove(t, n, committed.get((t, n)), new[(t, n)]) for t, n in partitions]
+
+
+def apply_reset(admin: AdminClient, group: str, moves: list[OffsetMove]) -> None:
+    request = ConsumerGroupTopicPartitions(
+        group, [TopicPartition(move.topic, move.partition, move.new) for move in moves]
+    )
+    futures = admin.alter_consumer_group_offsets([request], request_timeout=TIMEOUT_S)
+    altered = _result(futures[group], f"cannot move the offsets of group {group}")
+    failed = [tp for tp in altered.topic_partitions if tp.error is not None]
+    if failed:
+        detail = ", ".join(f"{tp.topic}[{tp.partition}]: {tp.error.str()}" for tp in failed)
+        raise OffsetsError(f"group {group}: some offsets were not moved: {detail}")
