@@ -22,6 +22,11 @@ run: venv
 test: lint
 	$(BIN)/pytest
 
+## Every fault scenario on a three-node local cluster (10 minutes or so); prints the ledger
+## and appends it to build/faults/ledger.jsonl. `make test` runs only the quick ones.
+test-faults: venv
+	$(BIN)/pytest -m faults tests/faults
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
