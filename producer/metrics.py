@@ -1,0 +1,65 @@
+"""The producer's Prometheus metrics (names are a contract with dashboards and alerts).
+
+Under gunicorn every worker writes its values to files in PROMETHEUS_MULTIPROC_DIR (set by
+`producer.gunicorn_conf` before any worker starts) and `/metrics` merges them, so a scrape
+sees the whole server whichever worker answers it. Without that directory (tests, a single
+process) the default registry is served.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# Request latency is dominated by the broker's ack: milliseconds, with a tail up to the deadline.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+REQUESTS = Counter(
+    "hookstream_http_requests_total",
+    "Webhook requests answered, by provider and HTTP status.",
+    ["provider", "status"],
+)
+REJECTIONS = Counter(
+    "hookstream_http_rejections_total",
+    "Webhook requests refused, by the JSON error code.",
+    ["provider", "reason"],
+)
+REQUEST_DURATION = Histogram(
+    "hookstream_http_request_duration_seconds",
+    "Time from a webhook request's start to its answer.",
+    ["provider"],
+    buckets=_LATENCY_BUCKETS,
+)
+DELIVERY_DURATION = Histogram(
+    "hookstream_kafka_delivery_duration_seconds",
+    "Time from produce() to the broker's acknowledgement.",
+    buckets=_LATENCY_BUCKETS,
+)
+DELIVERY_FAILURES = Counter(
+    "hookstream_kafka_delivery_failures_total", "Records Kafka did not acknowledge, by reason.", ["reason"]
+)
+IN_FLIGHT = Gauge(
+    "hookstream_http_requests_in_flight", "Webhook requests being handled now.", multiprocess_mode="livesum"
+)
+DUPLICATES = Counter(
+    "hookstream_duplicates_total", "Repeated event_ids answered without producing again.", ["provider"]
+)
+
+
+def render(multiprocess_dir: Path | None) -> tuple[bytes, str]:
+    """The exposition text and its content type, merged across workers when there are several."""
+    if multiprocess_dir is None:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(multiprocess_dir))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
