@@ -1,0 +1,248 @@
+"""The dead-letter topic: publishing failed records with their story, and reading them back.
+
+A DLQ record keeps the original key and value bytes unchanged and the original headers, plus
+readable `dlq.*` string headers saying where the record came from, which group failed it and
+why. Publishing waits for Kafka's acknowledgement (acks=all): only then may the runtime store
+the original offset, so a record is never both uncommitted-nowhere and gone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
+
+from consumers.errors import ConsumerError, DeadLetterError
+from hookstream.kafka import ProducerConfig
+from hookstream.settings import Settings
+
+ORIGINAL_TOPIC = "dlq.original.topic"
+ORIGINAL_PARTITION = "dlq.original.partition"
+ORIGINAL_OFFSET = "dlq.original.offset"
+ORIGINAL_TIMESTAMP = "dlq.original.timestamp"
+GROUP = "dlq.group"
+REASON = "dlq.reason"
+ERROR_CLASS = "dlq.error.class"
+ERROR_MESSAGE = "dlq.error.message"
+ATTEMPTS = "dlq.attempts"
+FAILED_AT = "dlq.failed_at"
+
+# A replayed record names the one group that should process it and the DLQ record it came from.
+REPLAY_GROUP = "hookstream.replay.group"
+REPLAY_SOURCE = "hookstream.replay.source"
+
+_OWN_PREFIXES = ("dlq.", "hookstream.replay.")
+_MAX_ERROR_MESSAGE = 500
+Headers = list[tuple[str, bytes]]
+
+
+def dead_letter_headers(
+    msg: Message, group: str, error: BaseException, attempts: int, reason: str, now: datetime | None = None
+) -> Headers:
+    """The original headers (minus any earlier dlq.* story) followed by this failure's."""
+    message = str(error) or type(error).__name__
+    if len(message) > _MAX_ERROR_MESSAGE:
+        message = message[: _MAX_ERROR_MESSAGE - 3] + "..."
+    failed_at = (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
+    own = {
+        ORIGINAL_TOPIC: msg.topic(),
+        ORIGINAL_PARTITION: str(msg.partition()),
+        ORIGINAL_OFFSET: str(msg.offset()),
+        ORIGINAL_TIMESTAMP: str(msg.timestamp()[1]),
+        GROUP: group,
+        REASON: reason,
+        ERROR_CLASS: type(error).__name__,
+        ERROR_MESSAGE: message,
+        ATTEMPTS: str(attempts),
+        FAILED_AT: failed_at,
+    }
+    return original_headers(msg.headers()) + [(k, v.encode()) for k, v in own.items()]
+
+
+def original_headers(headers: list[tuple[str, bytes | None]] | None) -> Headers:
+    """Headers as the sender's side wrote them: without our dlq.* and replay headers."""
+    return [(k, v or b"") for k, v in headers or () if not k.startswith(_OWN_PREFIXES)]
+
+
+class DeadLetterPublisher:
+    """Publishes a group's failed records; one lazily created idempotent producer."""
+
+    def __init__(self, settings: Settings, group: str, ack_timeout_s: float = 30.0) -> None:
+        self._settings = settings
+        self._group = group
+        self._ack_timeout_s = ack_timeout_s
+        self._producer: Producer | None = None
+
+    def _client(self) -> Producer:
+        if self._producer is None:
+            config = ProducerConfig.from_settings(self._settings, client_id=f"hookstream-{self._group}-dlq")
+            self._producer = Producer(config.as_librdkafka())
+        return self._producer
+
+    def publish(self, msg: Message, error: BaseException, attempts: int, reason: str) -> None:
+        """Send `msg` to the DLQ and return only once Kafka has acknowledged it."""
+        outcome: list[object] = []
+        producer = self._client()
+        producer.produce(
+            self._settings.dlq_topic,
+            value=msg.value(),
+            key=msg.key(),
+            headers=dead_letter_headers(msg, self._group, error, attempts, reason),
+            on_delivery=lambda err, _msg: outcome.append(err),
+        )
+        producer.flush(self._ack_timeout_s)
+        where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+        if not outcome:
+            raise DeadLetterError(
+                f"{self._settings.dlq_topic} did not acknowledge {where} within {self._ack_timeout_s:.0f}s"
+            )
+        if outcome[0] is not None:
+            raise DeadLetterError(f"{self._settings.dlq_topic} refused {where}: {outcome[0]}")
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(self._ack_timeout_s)
+            self._producer = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record of the DLQ topic, read back."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+    @property
+    def position(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("utf-8", "replace")
+        return None
+
+    @property
+    def group(self) -> str | None:
+        return self.header(GROUP)
+
+    @property
+    def event_id(self) -> str | None:
+        return self.header("event_id")
+
+    @property
+    def failed_at(self) -> datetime | None:
+        raw = self.header(FAILED_AT)
+        try:
+            return datetime.fromisoformat(raw) if raw else None
+        except ValueError:
+            return None
+
+    def summary(self) -> str:
+        return "  ".join(
+            [
+                self.position,
+                f"group={self.group or '-'}",
+                f"reason={self.header(REASON) or '-'}",
+                f"event_id={self.event_id or '-'}",
+                f"error={self.header(ERROR_CLASS) or '-'}",
+                f"failed_at={self.header(FAILED_AT) or '-'}",
+                f"from={self.header(ORIGINAL_TOPIC)}[{self.header(ORIGINAL_PARTITION)}]@{self.header(ORIGINAL_OFFSET)}",
+            ]
+        )
+
+
+def _reader(settings: Settings) -> Consumer:
+    """A consumer that reads by assignment and never commits: reading the DLQ changes nothing."""
+    return Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": f"hookstream-dlq-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+    )
+
+
+def _from_message(msg: Message) -> DeadLetter:
+    headers = [(k, v or b"") for k, v in msg.headers() or ()]
+    return DeadLetter(msg.partition(), msg.offset(), msg.key(), msg.value(), headers)
+
+
+def _partitions(consumer: Consumer, settings: Settings) -> list[int]:
+    try:
+        topic = consumer.list_topics(settings.dlq_topic, timeout=10).topics.get(settings.dlq_topic)
+    except KafkaException as exc:
+        raise ConsumerError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
+    if topic is None or topic.error is not None or not topic.partitions:
+        raise ConsumerError(
+            f"DLQ topic {settings.dlq_topic} does not exist; create it with `hookstream topics create`"
+        )
+    return sorted(topic.partitions)
+
+
+def read_dead_letters(settings: Settings, stall_timeout_s: float = 15.0) -> Iterator[DeadLetter]:
+    """Every record in the DLQ topic as it is now, partition by partition in offset order."""
+    consumer = _reader(settings)
+    try:
+        ends: dict[int, int] = {}
+        for partition in _partitions(consumer, settings):
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(settings.dlq_topic, partition), timeout=10
+            )
+            if high > low:
+                ends[partition] = high
+        if not ends:
+            return
+        consumer.assign([TopicPartition(settings.dlq_topic, p, OFFSET_BEGINNING) for p in ends])
+        by_partition: dict[int, list[DeadLetter]] = {p: [] for p in ends}
+        remaining = set(ends)
+        while remaining:
+            batch = consumer.consume(500, timeout=stall_timeout_s)
+            if not batch:
+                raise ConsumerError(f"reading {settings.dlq_topic} stalled for {stall_timeout_s:.0f}s")
+            for msg in batch:
+                if msg.error() is not None:
+                    raise ConsumerError(f"reading {settings.dlq_topic}: {msg.error()}")
+                by_partition[msg.partition()].append(_from_message(msg))
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    remaining.discard(msg.partition())
+        for partition in sorted(by_partition):
+            yield from by_partition[partition]
+    finally:
+        consumer.close()
+
+
+def read_dead_letter(settings: Settings, partition: int, offset: int, timeout_s: float = 15.0) -> DeadLetter:
+    """The DLQ record at `partition:offset`."""
+    consumer = _reader(settings)
+    try:
+        partitions = _partitions(consumer, settings)
+        if partition not in partitions:
+            raise ConsumerError(
+                f"{settings.dlq_topic} has no partition {partition} (it has {len(partitions)}); "
+                "see `hookstream dlq list`"
+            )
+        low, high = consumer.get_watermark_offsets(TopicPartition(settings.dlq_topic, partition), timeout=10)
+        if not low <= offset < high:
+            raise ConsumerError(
+                f"{settings.dlq_topic} has no record at {partition}:{offset} "
+                f"(partition {partition} holds offsets {low}..{high - 1}); see `hookstream dlq list`"
+            )
+        consumer.assign([TopicPartition(settings.dlq_topic, partition, offset)])
+        msg = consumer.poll(timeout_s)
+        if msg is None or msg.error() is not None:
+            raise ConsumerError(
+                f"could not read {settings.dlq_topic} {partition}:{offset}: {msg and msg.error()}"
+            )
+        return _from_message(msg)
+    except KafkaException as exc:
+        raise ConsumerError(f"could not read {settings.dlq_topic} {partition}:{offset}: {exc}") from exc
+    finally:
+        consumer.close()

@@ -1,0 +1,239 @@
+"""The notifier group: event-name rules to Slack incoming webhooks or HTTP JSON endpoints.
+
+Where notifications go, in order: the rules file (`HOOKSTREAM_NOTIFIER_RULES`), else every
+event to `HOOKSTREAM_NOTIFY_URL`, else a log line per event. A rules file looks like:
+
+    rules:
+      - events: ["workspace_storage_file_*", "file.*"]   # fnmatch patterns, case-insensitive
+        workspaces: ["ws-123"]                           # optional: only these workspaces
+        slack: https://hooks.slack.com/services/T000/B000/XXXX
+      - events: ["*"]
+        url: https://ops.example.com/hooks/files         # any HTTP endpoint: a JSON POST
+
+Every matching rule fires. Timeouts, 5xx, 408 and 429 are transient (retried by the runtime);
+other 4xx are permanent (DLQ). A notification sent to a destination is recorded durably
+(SQLite, by event_id and destination) right after the destination accepts it, so a
+redelivered event never notifies a destination twice, across restarts too. Only a crash in
+the instant between the destination's answer and that record can repeat the one request in
+flight; every request carries `Idempotency-Key: <event_id>` so the receiver can drop it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+import yaml
+
+from consumers import payload
+from consumers.errors import PermanentError, TransientError
+from consumers.handler import Handler, Record
+from hookstream.errors import ConfigError
+from hookstream.settings import Settings
+from schemas.codec import Envelope
+
+log = logging.getLogger("hookstream.consumers.notifier")
+
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+_TIMEOUT_S = (3.0, 10.0)  # connect, read: bounded well inside max.poll.interval.ms
+
+
+@dataclass(frozen=True)
+class Destination:
+    kind: str  # "slack" or "http"
+    url: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    patterns: tuple[str, ...]
+    workspaces: frozenset[str] | None
+    destination: Destination
+
+    def matches(self, event_type: str, workspace_id: str) -> bool:
+        if self.workspaces is not None and workspace_id not in self.workspaces:
+            return False
+        name = event_type.lower()
+        return any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in self.patterns)
+
+
+def destinations_for(rules: list[Rule], envelope: Envelope) -> list[Destination]:
+    """Every destination a matching rule names, each once, in rule order."""
+    found: dict[Destination, None] = {}
+    for rule in rules:
+        if rule.matches(envelope.event_type, envelope.workspace_id):
+            found.setdefault(rule.destination)
+    return list(found)
+
+
+def _destination(url: str, kind: str, where: str) -> Destination:
+    if urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
+        raise ConfigError(f"{where}: {url!r} is not an http(s) URL")
+    return Destination(kind, url)
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
+        raise ConfigError(f"{where} must be a non-empty string or list of strings")
+    return tuple(items)
+
+
+def parse_rules(document: object, source: str = "rules") -> list[Rule]:
+    """Rules from a parsed YAML document; ConfigError naming the rule and field that is wrong."""
+    raw = document.get("rules") if isinstance(document, Mapping) else None
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{source}: expected a top-level `rules:` list with at least one rule")
+    rules = []
+    for number, entry in enumerate(raw, 1):
+        where = f"{source}: rule {number}"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where} must be a mapping with `events` and `slack` or `url`")
+        unknown = set(entry) - {"events", "workspaces", "slack", "url"}
+        if unknown:
+            raise ConfigError(f"{where} has unknown keys {sorted(unknown)}")
+        patterns = _strings(entry.get("events"), f"{where} `events`")
+        workspaces = None
+        if "workspaces" in entry:
+            workspaces = frozenset(_strings(entry["workspaces"], f"{where} `workspaces`"))
+        targets = [kind for kind in ("slack", "url") if kind in entry]
+        if len(targets) != 1:
+            raise ConfigError(f"{where} needs exactly one of `slack` or `url`")
+        kind = "slack" if targets[0] == "slack" else "http"
+        url = entry[targets[0]]
+        if not isinstance(url, str):
+            raise ConfigError(f"{where} `{targets[0]}` must be a URL string")
+        rules.append(Rule(patterns, workspaces, _destination(url, kind, where)))
+    return rules
+
+
+def load_rules(settings: Settings) -> list[Rule]:
+    """The rules in effect; an empty list means: log each event instead of sending it."""
+    if settings.notifier_rules is not None:
+        path = settings.notifier_rules
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"HOOKSTREAM_NOTIFIER_RULES={path} cannot be read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"HOOKSTREAM_NOTIFIER_RULES={path} is not valid YAML: {exc}") from exc
+        return parse_rules(document, str(path))
+    if settings.notify_url:
+        kind = "slack" if urlparse(settings.notify_url).hostname == "hooks.slack.com" else "http"
+        return [Rule(("*",), None, _destination(settings.notify_url, kind, "HOOKSTREAM_NOTIFY_URL"))]
+    return []
+
+
+def message_body(destination: Destination, envelope: Envelope) -> dict[str, Any]:
+    fields = payload.parse(envelope.payload)
+    name = payload.file_name(fields) if fields is not None else None
+    subject = name or envelope.object_id or envelope.event_id
+    if destination.kind == "slack":
+        return {"text": f"*{envelope.event_type}* in workspace `{envelope.workspace_id}`: {subject}"}
+    return {
+        "event_id": envelope.event_id,
+        "event_type": envelope.event_type,
+        "provider": envelope.provider,
+        "workspace_id": envelope.workspace_id,
+        "object_id": envelope.object_id,
+        "name": name,
+        "occurred_at": envelope.occurred_at.isoformat() if envelope.occurred_at else None,
+        "received_at": envelope.received_at.isoformat(),
+        "payload": fields,
+    }
+
+
+class SentLog:
+    """Durable record of (event_id, destination) pairs already notified."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS sent (event_id TEXT NOT NULL, destination TEXT NOT NULL,"
+            " sent_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')),"
+            " PRIMARY KEY (event_id, destination))"
+        )
+
+    def contains(self, event_id: str, destination: Destination) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sent WHERE event_id = ? AND destination = ?", (event_id, destination.url)
+        ).fetchone()
+        return row is not None
+
+    def add(self, event_id: str, destination: Destination) -> None:
+        try:
+            self._db.execute(
+                "INSERT OR IGNORE INTO sent (event_id, destination) VALUES (?, ?)",
+                (event_id, destination.url),
+            )
+        except sqlite3.OperationalError as exc:
+            raise TransientError(f"notifier dedupe store: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def post(session: requests.Session, destination: Destination, envelope: Envelope) -> None:
+    """POST one notification; TransientError or PermanentError when it is not accepted."""
+    host = urlparse(destination.url).netloc
+    try:
+        response = session.post(
+            destination.url,
+            json=message_body(destination, envelope),
+            headers={"Idempotency-Key": envelope.event_id, "X-Hookstream-Event-Id": envelope.event_id},
+            timeout=_TIMEOUT_S,
+        )
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        reason = type(exc).__name__
+        raise TransientError(f"{destination.kind} destination {host} unreachable: {reason}") from exc
+    except requests.RequestException as exc:
+        raise PermanentError(f"{destination.kind} destination {host}: {exc}") from exc
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    error = TransientError if status >= 500 or status in _TRANSIENT_STATUSES else PermanentError
+    raise error(f"{destination.kind} destination {host} answered {status}")
+
+
+class Notifier(Handler):
+    def __init__(self, settings: Settings) -> None:
+        self._rules = load_rules(settings)
+        self._sent = SentLog(settings.data_dir / "notifier.sqlite3") if self._rules else None
+        self._session = requests.Session()
+
+    def handle(self, record: Record) -> None:
+        envelope = record.envelope
+        if self._sent is None:
+            log.info(
+                "notification",
+                extra={
+                    "fields": {
+                        "event_id": envelope.event_id,
+                        "event_type": envelope.event_type,
+                        "workspace_id": envelope.workspace_id,
+                        "object_id": envelope.object_id,
+                    }
+                },
+            )
+            return
+        for destination in destinations_for(self._rules, envelope):
+            if self._sent.contains(envelope.event_id, destination):
+                continue
+            post(self._session, destination, envelope)
+            self._sent.add(envelope.event_id, destination)
+
+    def close(self) -> None:
+        self._session.close()
+        if self._sent is not None:
+            self._sent.close()

@@ -1,0 +1,61 @@
+"""Reading a file's fields out of a provider's JSON payload, whatever its shape.
+
+Providers nest the file differently (`resource.name`, `data.name`, `data.file.name`, or a
+flat `name`); groups ask for a field by its usual keys and get the most specific match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+# Where providers put the file's own fields, most specific first; () is the payload itself.
+_CONTAINERS = (("resource",), ("data", "file"), ("data", "object"), ("data",), ("file",), ())
+
+NAME_KEYS = ("name", "filename", "file_name", "title")
+PATH_KEYS = ("path", "full_path", "file_path")
+SIZE_KEYS = ("size", "size_bytes", "bytes")
+# A bare "id" counts only inside a container: at the top level it is usually the event's id.
+NESTED_ID_KEYS = ("object_id", "file_id", "id")
+TOP_ID_KEYS = ("object_id", "file_id")
+
+
+def parse(raw: bytes) -> Mapping[str, Any] | None:
+    """The payload as a JSON object, or None when it is not one."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, Mapping) else None
+
+
+def _containers(payload: Mapping[str, Any], top_level: bool) -> Iterator[Mapping[str, Any]]:
+    for path in _CONTAINERS:
+        if not path and not top_level:
+            continue
+        node: Any = payload
+        for step in path:
+            node = node.get(step) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping):
+            yield node
+
+
+def lookup(payload: Mapping[str, Any], keys: tuple[str, ...], top_level: bool = True) -> Any:
+    """The first non-empty value under one of `keys`, most specific container first."""
+    for container in _containers(payload, top_level):
+        for key in keys:
+            value = container.get(key)
+            if value not in (None, ""):
+                return value
+    return None
+
+
+def object_id(payload: Mapping[str, Any]) -> str | None:
+    found = lookup(payload, TOP_ID_KEYS) or lookup(payload, NESTED_ID_KEYS, top_level=False)
+    return str(found) if found else None
+
+
+def file_name(payload: Mapping[str, Any]) -> str | None:
+    found = lookup(payload, NAME_KEYS)
+    return str(found) if found is not None else None

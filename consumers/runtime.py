@@ -1,0 +1,461 @@
+"""One member of a consumer group: poll a batch, process it, store offsets only after.
+
+    consume batch ─▶ per record: replay for another group? skip
+                                 decode ──poison──▶ DLQ (acked)
+                                 handler ──transient──▶ retry in place (backoff, keeps polling)
+                                         ──permanent / retries used up──▶ DLQ (acked)
+                  ─▶ handler.flush() (effects durable) ─▶ store offsets ─▶ auto-commit (batched)
+
+At-least-once: an offset is stored only once its record's effect is durable or its DLQ copy is
+acknowledged, so a crash at any point makes Kafka deliver the record again and the handler's
+idempotency (by event_id) absorbs the repeat. On revoke, and on SIGTERM/SIGINT after the
+current batch, what was processed is flushed and committed synchronously before the
+partitions leave. During long retries every partition is paused and the consumer keeps
+polling, so a slow record never exceeds max.poll.interval.ms and costs the member its group.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from itertools import chain
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from consumers.breaker import Breaker
+from consumers.dlq import REPLAY_GROUP, DeadLetterPublisher
+from consumers.errors import CircuitOpenError, FlushError, is_transient
+from consumers.handler import Handler, Record
+from consumers.metrics import MemberMetrics
+from consumers.retry import RetryPolicy
+from hookstream.errors import SchemaError
+from hookstream.kafka import ConsumerConfig
+from hookstream.settings import Settings
+from schemas import codec
+
+log = logging.getLogger("hookstream.consumers")
+
+TopicPartitionKey = tuple[str, int]
+
+
+class _Interrupted(Exception):
+    """Stop processing the batch here: the member is shutting down."""
+
+
+class _PartitionGone(Exception):
+    """The record's partition was revoked while it was being retried: its new owner takes it."""
+
+
+def decode(value: bytes | None) -> codec.Envelope:
+    """The envelope in `value`, or SchemaError when the record breaks the contract (poison)."""
+    envelope = codec.decode(value)
+    for name in ("event_type", "workspace_id", "provider"):
+        if not getattr(envelope, name):
+            raise SchemaError(f"envelope {envelope.event_id!r} has an empty {name}")
+    return envelope
+
+
+class Member:
+    """Runs one group member until `stop()` (or a signal that calls it)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        group: str,
+        handler: Handler,
+        *,
+        retry: RetryPolicy | None = None,
+        breaker: Breaker | None = None,
+        poll_timeout_s: float = 1.0,
+        lag_interval_s: float = 5.0,
+        **consumer_overrides: object,
+    ) -> None:
+        self.group = group
+        self.settings = settings
+        self._handler = handler
+        self._retry = retry or RetryPolicy.from_settings(settings)
+        self._breaker = breaker or Breaker.from_settings(settings)
+        self._dlq = DeadLetterPublisher(settings, group)
+        self.metrics = MemberMetrics(group)
+        self._config = ConsumerConfig.from_settings(
+            settings,
+            settings.consumer_group_prefix + group,
+            **{"session_timeout_ms": settings.consumer_session_timeout_ms, **consumer_overrides},
+        )
+        self._batch_size = settings.consumer_batch_size
+        self._poll_timeout_s = poll_timeout_s
+        self._lag_interval_s = lag_interval_s
+        # Poll at least this often while a batch is slow, well inside max.poll.interval.ms.
+        self._keepalive_s = min(10.0, self._config.max_poll_interval_ms / 1000 / 3)
+
+        self._consumer: Consumer | None = None
+        self._stopping = False
+        self._healthy = True
+        self._paused = False
+        self._last_poll = 0.0
+        # Next offset to store per partition, for records processed since the last flush.
+        self._pending: dict[TopicPartitionKey, int] = {}
+        # received_at of records processed since the last flush (end-to-end latency).
+        self._received: list[float] = []
+        # Partitions revoked while the current batch is processed: their remaining records
+        # belong to the new owner now.
+        self._gone: set[TopicPartitionKey] = set()
+        self._next_lag_at = 0.0
+        self._lag_seconds_hint: dict[TopicPartitionKey, float] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the current batch, commit, leave the group. Safe to call from a signal handler."""
+        self._stopping = True
+
+    def run(self) -> None:
+        conf = {
+            **self._config.as_librdkafka(),
+            "on_commit": self._on_commit,
+            "error_cb": self._on_kafka_error,
+        }
+        consumer = self._consumer = Consumer(conf)
+        consumer.subscribe(
+            [self.settings.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        log.info(
+            "member started",
+            extra={
+                "fields": {
+                    "group": self.group,
+                    "group_id": self._config.group_id,
+                    "topic": self.settings.topic,
+                }
+            },
+        )
+        clean = False
+        try:
+            while not self._stopping:
+                batch = consumer.consume(self._batch_size, timeout=self._poll_timeout_s)
+                self._gone.clear()
+                self._last_poll = time.monotonic()
+                self._process_batch(batch)
+            clean = True
+        except CircuitOpenError:
+            self.metrics.circuit_open.set(1)
+            clean = True  # what was processed was flushed and stored before the breaker raised
+            raise
+        finally:
+            if not clean:
+                # Records handled but not flushed must not have their offsets stored on the way
+                # out, and the handler's state is suspect: the revoke in close() only commits.
+                self._pending.clear()
+                self._healthy = False
+            try:
+                self._commit()
+                consumer.close()  # leaves the group; the revoke callback commits what is stored
+            finally:
+                self._consumer = None
+                self._handler.close()
+                self._dlq.close()
+            log.info("member stopped", extra={"fields": {"group": self.group, "clean": clean}})
+
+    # -- the batch -----------------------------------------------------------------------------
+
+    def _process_batch(self, batch: list[Message]) -> None:
+        if batch:
+            self.metrics.consumed.inc(len(batch))
+        self._refresh_lag(batch)
+        try:
+            self._process_records(batch)
+        except _Interrupted:
+            pass
+        except CircuitOpenError:
+            self._finish_batch()  # every record processed before the breaker opened is done
+            raise
+        self._finish_batch()
+
+    def _process_records(self, batch: list[Message]) -> None:
+        for msg in batch:
+            if msg.error() is not None:
+                self._on_message_error(msg)
+                continue
+            key = (msg.topic(), msg.partition())
+            if key in self._gone:
+                continue
+            try:
+                self._process(msg)
+            except _PartitionGone:
+                continue
+            self._pending[key] = msg.offset() + 1
+            if self._breaker.is_open:
+                raise CircuitOpenError(
+                    f"group {self.group} stopped by its circuit breaker: {self._breaker.describe()}; "
+                    f"inspect them with `hookstream dlq list --group {self.group}`, fix the cause, restart"
+                )
+            if time.monotonic() - self._last_poll > self._keepalive_s:
+                self._keepalive(0)
+
+    def _finish_batch(self) -> None:
+        self._flush_and_store()
+        self._resume()
+
+    def _process(self, msg: Message) -> None:
+        headers = msg.headers()
+        if headers and self._addressed_elsewhere(headers):
+            self.metrics.processed.inc()
+            return
+        try:
+            envelope = decode(msg.value())
+        except SchemaError as exc:
+            self._dead_letter(msg, exc, attempts=0, reason="poison")
+            return
+        record = Record(envelope, msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1])
+        started = time.perf_counter()
+        attempts, error = self._handle(record)
+        self.metrics.processing.observe(time.perf_counter() - started)
+        if error is None:
+            self._breaker.record(False)
+            self._received.append(envelope.received_at.timestamp())
+            self.metrics.processed.inc()
+        else:
+            reason = "retries_exhausted" if is_transient(error) else "permanent"
+            self._dead_letter(msg, error, attempts, reason)
+
+    def _addressed_elsewhere(self, headers: list[tuple[str, bytes]]) -> bool:
+        """A replayed DLQ record is for the one group that failed it; the others skip it."""
+        for name, value in headers:
+            if name == REPLAY_GROUP:
+                return value.decode() != self.group
+        return False
+
+    def _handle(self, record: Record) -> tuple[int, Exception | None]:
+        """Call the handler, retrying transient errors in place; (attempts, final error or None)."""
+        delays = self._retry.delays()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._handler.handle(record)
+                return attempt, None
+            except Exception as exc:
+                wait = next(delays, None) if is_transient(exc) else None
+                if wait is None:
+                    return attempt, exc
+                self.metrics.retries.inc()
+                log.warning(
+                    "transient failure, retrying",
+                    extra={
+                        "fields": {
+                            "group": self.group,
+                            "event_id": record.envelope.event_id,
+                            "attempt": attempt,
+                            "retry_in_s": round(wait, 3),
+                            "error": f"{type(exc).__name__}: {exc}",
+                        }
+                    },
+                )
+                self._wait(wait, (record.topic, record.partition))
+
+    def _dead_letter(self, msg: Message, error: Exception, attempts: int, reason: str) -> None:
+        self._dlq.publish(msg, error, attempts, reason)  # raises unless Kafka acknowledged it
+        self._breaker.record(True)
+        self.metrics.dead_lettered(reason)
+        self.metrics.processed.inc()
+        log.warning(
+            "record dead-lettered",
+            extra={
+                "fields": {
+                    "group": self.group,
+                    "reason": reason,
+                    "topic": msg.topic(),
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                    "attempts": attempts,
+                    "error": f"{type(error).__name__}: {error}",
+                }
+            },
+        )
+
+    # -- flushing, storing, committing ---------------------------------------------------------
+
+    def _flush_and_store(self) -> None:
+        """Make the handler's staged effects durable, then store the offsets they cover."""
+        self._flush_handler()
+        if self._pending and self._consumer is not None:
+            self._consumer.store_offsets(
+                offsets=[
+                    TopicPartition(topic, partition, offset)
+                    for (topic, partition), offset in self._pending.items()
+                ]
+            )
+            self._pending.clear()
+        if self._received:
+            now = time.time()
+            for received in self._received:
+                self.metrics.end_to_end.observe(now - received)
+            self._received.clear()
+
+    def _flush_handler(self) -> None:
+        for wait in chain(self._retry.delays(), [None]):
+            try:
+                self._handler.flush()
+                return
+            except Exception as exc:
+                if wait is None or not is_transient(exc):
+                    raise FlushError(f"group {self.group} could not make its batch durable: {exc}") from exc
+                self.metrics.retries.inc()
+                time.sleep(wait)
+
+    def _commit(self) -> None:
+        if self._consumer is None:
+            return
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                # The new owner re-processes what this commit would have covered: idempotent.
+                log.warning("commit failed", extra={"fields": {"group": self.group, "error": str(exc)}})
+            return
+        self.metrics.last_commit.set_to_current_time()
+
+    # -- staying in the group while a batch is slow --------------------------------------------
+
+    def _wait(self, seconds: float, key: TopicPartitionKey) -> None:
+        """Sleep between attempts while polling (paused), so the group keeps this member."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self._stopping:
+                raise _Interrupted
+            if key in self._gone:
+                raise _PartitionGone
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._keepalive(min(remaining, 0.5))
+
+    def _keepalive(self, timeout_s: float) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        if not self._paused:
+            consumer.pause(consumer.assignment())
+            self._paused = True
+        msg = consumer.poll(timeout_s)  # serves rebalance callbacks; paused, so no records
+        self._last_poll = time.monotonic()
+        if msg is not None and msg.error() is None:
+            # A partition assigned mid-batch before it could be paused: read this record later.
+            consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+
+    def _resume(self) -> None:
+        if self._paused and self._consumer is not None:
+            self._consumer.resume(self._consumer.assignment())
+            self._paused = False
+
+    # -- callbacks -----------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalance("assign")
+        log.info(
+            "partitions assigned", extra={"fields": {"group": self.group, "partitions": _names(partitions)}}
+        )
+        self._handler.assigned(sorted(tp.partition for tp in partitions if tp.topic == self.settings.topic))
+        if self._paused and partitions:
+            consumer.incremental_assign(partitions)
+            consumer.pause(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalance("revoke")
+        log.info(
+            "partitions revoked", extra={"fields": {"group": self.group, "partitions": _names(partitions)}}
+        )
+        if self._healthy:
+            self._flush_and_store()
+        self._commit()
+        self._forget(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalance("lost")
+        log.warning(
+            "partitions lost", extra={"fields": {"group": self.group, "partitions": _names(partitions)}}
+        )
+        # Another member owns them already: committing for them now could move its offsets back.
+        for tp in partitions:
+            self._pending.pop((tp.topic, tp.partition), None)
+        self._forget(partitions)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._gone.add((tp.topic, tp.partition))
+            self._lag_seconds_hint.pop((tp.topic, tp.partition), None)
+            self.metrics.forget_partition(tp.topic, tp.partition)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is None:
+            self.metrics.last_commit.set_to_current_time()
+        elif error.code() != KafkaError._NO_OFFSET:
+            log.warning("offset commit failed", extra={"fields": {"group": self.group, "error": str(error)}})
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        log.warning("kafka client error", extra={"fields": {"group": self.group, "error": str(error)}})
+
+    def _on_message_error(self, msg: Message) -> None:
+        error = msg.error()
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consume error", extra={"fields": {"group": self.group, "error": str(error)}})
+
+    # -- lag -----------------------------------------------------------------------------------
+
+    def _refresh_lag(self, batch: list[Message]) -> None:
+        """Every few seconds: lag per assigned partition, in messages and in seconds.
+
+        The next record to process is the batch's first one for that partition (its age is
+        exact), or else the position after the last batch (its age is then taken from the last
+        record seen there: an upper bound until the next record is in hand).
+        """
+        now = time.monotonic()
+        if now < self._next_lag_at or self._consumer is None:
+            return
+        self._next_lag_at = now + self._lag_interval_s
+        consumer = self._consumer
+        first: dict[TopicPartitionKey, tuple[int, int]] = {}
+        for msg in batch:
+            if msg.error() is None:
+                first.setdefault((msg.topic(), msg.partition()), (msg.offset(), msg.timestamp()[1]))
+        for key, (_, produced_ms) in first.items():
+            self._lag_seconds_hint[key] = produced_ms / 1000
+        assignment = consumer.assignment()
+        resume = self._resume_offsets([tp for tp in assignment if (tp.topic, tp.partition) not in first])
+        wall = time.time()
+        for tp in assignment:
+            key = (tp.topic, tp.partition)
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            next_offset = first[key][0] if key in first else resume.get(key, -1)
+            if high < 0 or next_offset < 0:
+                continue  # nothing fetched for it yet: no honest number to report
+            messages = max(0, high - next_offset)
+            seconds = max(0.0, wall - self._lag_seconds_hint.get(key, wall)) if messages else 0.0
+            self.metrics.set_lag(tp.topic, tp.partition, messages, seconds)
+
+    def _resume_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartitionKey, int]:
+        """Where processing continues in each of `partitions` (none has a record in hand)."""
+        consumer = self._consumer
+        if consumer is None or not partitions:
+            return {}
+        positions = consumer.position(partitions)
+        found = {(tp.topic, tp.partition): tp.offset for tp in positions if tp.offset >= 0}
+        unread = [tp for tp in partitions if (tp.topic, tp.partition) not in found]
+        if unread:
+            # Nothing read from them since they were assigned: processing starts at the committed
+            # offset, or at the log start when none was ever committed (auto.offset.reset=earliest).
+            try:
+                committed = consumer.committed(unread, timeout=2)
+            except KafkaException:
+                return found
+            for tp in committed:
+                offset = tp.offset if tp.offset >= 0 else consumer.get_watermark_offsets(tp, cached=True)[0]
+                if offset >= 0:
+                    found[(tp.topic, tp.partition)] = offset
+        return found
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]
