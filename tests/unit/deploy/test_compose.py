@@ -1,0 +1,179 @@
+"""docker-compose.yml and the image, checked offline.
+
+`docker compose config` needs the compose plugin, which this machine's docker CLI lacks, so the
+file is validated against the Compose Specification's JSON schema (vendored by
+check-jsonschema), then checked for what the stack needs: images, build, start order, health
+checks, files it mounts. Where a compose CLI is installed, `config` runs as well.
+"""
+
+from __future__ import annotations
+
+import http.server
+import importlib.resources
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from consumers.registry import group_names
+from hookstream.localkafka import KAFKA_VERSION
+from tests.unit.deploy.promql_names import ROOT
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy/Dockerfile"
+CONSUMERS = ("indexer", "notifier", "archiver")
+APP_SERVICES = ("topics", "producer", *CONSUMERS)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return loaded
+
+
+def test_matches_the_compose_specification_schema(compose: dict[str, Any]) -> None:
+    vendored = importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(vendored.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert [e.message for e in validator.iter_errors(compose)] == []
+    # The schema is strict enough to catch a typo in a service key.
+    broken = {
+        **compose,
+        "services": {**compose["services"], "kafka": {**compose["services"]["kafka"], "imgae": "x"}},
+    }
+    assert not validator.is_valid(broken)
+
+
+def test_compose_cli_accepts_it_where_installed() -> None:
+    docker = shutil.which("docker")
+    plugin = (
+        docker is not None
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    )
+    standalone = shutil.which("docker-compose")
+    if not plugin and standalone is None:
+        pytest.skip("no docker compose CLI here; the schema test above validated the file")
+    command = [docker, "compose"] if plugin else [standalone]
+    done = subprocess.run([*command, "-f", str(COMPOSE_FILE), "config", "-q"], capture_output=True, text=True)  # type: ignore[list-item]
+    assert done.returncode == 0, done.stderr
+
+
+def test_services_and_images(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"kafka", *APP_SERVICES, "prometheus", "grafana"}
+    assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"  # same as the local broker
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
+    for name in APP_SERVICES:
+        build = services[name]["build"]
+        assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+        assert services[name]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    for name in ("prometheus", "grafana"):
+        image = services[name]["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name} image must be pinned"
+
+
+def test_start_order(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["topics"]["command"][:2] == ["topics", "create"]
+    assert services["topics"]["restart"] == "no"
+    assert services["topics"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+    for name in ("producer", *CONSUMERS):
+        assert services[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_consumers_run_the_registered_groups(compose: dict[str, Any]) -> None:
+    for name in CONSUMERS:
+        service = compose["services"][name]
+        assert service["command"] == ["consume", name]
+        assert name in group_names()
+        assert service["healthcheck"]["test"][-1] == "/usr/local/bin/hookstream-healthcheck"
+        assert service["environment"]["HOOKSTREAM_HEALTHCHECK_URL"].startswith("http://127.0.0.1:9100/")
+        assert "FASTIO_WEBHOOK_SECRET_FILE" not in service["environment"]  # only the producer signs
+
+
+def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if name == "topics":
+            continue
+        check = service.get("healthcheck", {})
+        assert check.get("test") and not check.get("disable"), f"{name} has no health check"
+
+
+def test_secret_is_a_file_and_mounted_files_exist(compose: dict[str, Any]) -> None:
+    producer = compose["services"]["producer"]
+    assert producer["environment"]["FASTIO_WEBHOOK_SECRET_FILE"] == "/run/secrets/fastio_webhook_secret"
+    assert producer["secrets"] == ["fastio_webhook_secret"]
+    assert (ROOT / compose["secrets"]["fastio_webhook_secret"]["file"]).is_file()
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in compose["volumes"], f"{name} uses undeclared volume {source}"
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def test_dockerfile_slim_nonroot_healthcheck_and_signal_handling() -> None:
+    steps = _instructions()
+    froms = [arg for op, arg in steps if op == "FROM"]
+    assert all(arg.split()[0].endswith("-slim") for arg in froms)
+    final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
+    users = [arg for op, arg in final if op == "USER"]
+    assert users and users[-1].split(":")[0] not in {"0", "root"}
+    assert any(op == "HEALTHCHECK" for op, _ in final)
+    entrypoint = json.loads(next(arg for op, arg in final if op == "ENTRYPOINT"))  # exec form
+    assert entrypoint[:2] == ["/usr/bin/tini", "--"], "PID 1 must forward SIGTERM and reap children"
+    command = json.loads(next(arg for op, arg in final if op == "CMD"))
+    assert command[0] == "producer"
+    for op, arg in steps:
+        if op == "COPY" and not arg.startswith("--from"):
+            for source in arg.split()[:-1]:
+                assert (ROOT / source).exists(), f"COPY of missing {source}"
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/healthz" else 503)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[str]:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize(("path", "expected"), [("/healthz", 0), ("/down", 1)])
+def test_image_healthcheck_script(health_server: str, path: str, expected: int) -> None:
+    env = {"HOOKSTREAM_HEALTHCHECK_URL": health_server + path}
+    done = subprocess.run([sys.executable, str(ROOT / "deploy/healthcheck.py")], env=env, timeout=30)
+    assert done.returncode == expected
+
+
+def test_image_healthcheck_script_on_a_closed_port(tmp_path: Path) -> None:
+    env = {"HOOKSTREAM_HEALTHCHECK_URL": "http://127.0.0.1:1/healthz"}
+    done = subprocess.run([sys.executable, str(ROOT / "deploy/healthcheck.py")], env=env, timeout=30)
+    assert done.returncode == 1
