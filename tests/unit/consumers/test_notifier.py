@@ -1,0 +1,188 @@
+"""Notifier rules, message formats, HTTP outcome classes and the durable dedupe record."""
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from consumers.errors import PermanentError, TransientError
+from consumers.handler import Record
+from consumers.notifier import (
+    Destination,
+    Notifier,
+    destinations_for,
+    load_rules,
+    message_body,
+    parse_rules,
+    post,
+)
+from hookstream.errors import ConfigError
+from hookstream.settings import Settings
+from schemas.codec import Envelope
+
+
+def _envelope(
+    event_type: str = "workspace_storage_file_added", workspace: str = "ws-1", n: int = 1
+) -> Envelope:
+    return Envelope(
+        event_id=f"evt-{n}",
+        provider="fastio",
+        event_type=event_type,
+        workspace_id=workspace,
+        payload=json.dumps({"object_id": "o1", "resource": {"name": "plan.pdf"}}).encode(),
+        received_at=datetime(2026, 1, 1, tzinfo=UTC),
+        object_id="o1",
+    )
+
+
+RULES = {
+    "rules": [
+        {"events": ["workspace_storage_file_*", "file.*"], "slack": "https://hooks.slack.com/services/T/B/X"},
+        {"events": "*_deleted", "workspaces": ["ws-9"], "url": "http://ops.example/hook"},
+        {"events": ["FILE.*"], "slack": "https://hooks.slack.com/services/T/B/X"},
+    ]
+}
+
+
+def test_rules_match_patterns_case_insensitively_and_scope_workspaces() -> None:
+    rules = parse_rules(RULES)
+    slack = Destination("slack", "https://hooks.slack.com/services/T/B/X")
+    ops = Destination("http", "http://ops.example/hook")
+    assert destinations_for(rules, _envelope("file.Created")) == [slack]  # listed twice, sent once
+    assert destinations_for(rules, _envelope("workspace_storage_file_deleted", "ws-9")) == [slack, ops]
+    assert destinations_for(rules, _envelope("workspace_storage_file_deleted", "ws-1")) == [slack]
+    assert destinations_for(rules, _envelope("workspace_membership_added")) == []
+
+
+@pytest.mark.parametrize(
+    ("document", "complaint"),
+    [
+        ({}, "top-level `rules:`"),
+        ({"rules": ["x"]}, "rule 1 must be a mapping"),
+        ({"rules": [{"events": "*"}]}, "exactly one of `slack` or `url`"),
+        ({"rules": [{"events": "*", "url": "http://a", "slack": "http://b"}]}, "exactly one"),
+        ({"rules": [{"events": [], "url": "http://a"}]}, "`events` must be"),
+        ({"rules": [{"events": "*", "url": "ftp://a"}]}, "not an http"),
+        ({"rules": [{"events": "*", "url": "http://a", "channel": "#x"}]}, "unknown keys"),
+    ],
+)
+def test_bad_rules_say_what_is_wrong(document: object, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=complaint.replace("`", ".").replace("(", r"\(")):
+        parse_rules(document)
+
+
+def test_rules_file_then_notify_url_then_log_only(tmp_path: Path) -> None:
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text("rules:\n  - events: ['*']\n    url: http://127.0.0.1:9/x\n")
+    both = Settings(notifier_rules=rules_file, notify_url="https://hooks.slack.com/services/A")
+    assert [r.destination.url for r in load_rules(both)] == ["http://127.0.0.1:9/x"]
+    slack_only = load_rules(Settings(notify_url="https://hooks.slack.com/services/A"))
+    assert slack_only[0].destination.kind == "slack" and slack_only[0].patterns == ("*",)
+    assert load_rules(Settings()) == []
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_rules(Settings(notifier_rules=tmp_path / "missing.yaml"))
+    rules_file.write_text("rules: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_rules(Settings(notifier_rules=rules_file))
+
+
+def test_slack_gets_a_text_message_and_http_gets_the_event_as_json() -> None:
+    envelope = _envelope()
+    slack = message_body(Destination("slack", "https://hooks.slack.com/x"), envelope)
+    assert set(slack) == {"text"} and "plan.pdf" in slack["text"] and "ws-1" in slack["text"]
+    body = message_body(Destination("http", "http://x"), envelope)
+    assert body["event_id"] == "evt-1" and body["name"] == "plan.pdf"
+    assert body["payload"] == {"object_id": "o1", "resource": {"name": "plan.pdf"}}
+    json.dumps(body)
+
+
+class Receiver:
+    """A loopback HTTP endpoint answering with a status the test chooses."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.keys: list[str] = []
+        receiver = self
+
+        class Handle(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.keys.append(self.headers["Idempotency-Key"])
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handle)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (200, None),
+        (204, None),
+        (500, TransientError),
+        (503, TransientError),
+        (429, TransientError),
+        (404, PermanentError),
+        (400, PermanentError),
+    ],
+)
+def test_status_codes_map_to_outcomes(receiver: Receiver, status: int, error: type | None) -> None:
+    receiver.status = status
+    destination = Destination("http", receiver.url)
+    with requests.Session() as session:
+        if error is None:
+            post(session, destination, _envelope())
+        else:
+            with pytest.raises(error, match=str(status)):
+                post(session, destination, _envelope())
+    assert receiver.keys == ["evt-1"]
+
+
+def test_an_unreachable_destination_is_transient() -> None:
+    with requests.Session() as session, pytest.raises(TransientError, match="unreachable"):
+        post(session, Destination("http", "http://127.0.0.1:9/nothing-listens"), _envelope())
+
+
+def test_a_redelivered_event_never_notifies_twice_even_after_a_restart(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, notify_url=receiver.url)
+    records = [Record(_envelope(n=n), "t", 0, n, 0) for n in range(3)]
+    notifier = Notifier(settings)
+    for record in records[:2]:
+        notifier.handle(record)
+    notifier.close()
+    restarted = Notifier(settings)
+    for record in records:  # the first two again, as after a crash before the commit
+        restarted.handle(record)
+    restarted.close()
+    assert receiver.keys == ["evt-0", "evt-1", "evt-2"]
+
+
+def test_a_failed_send_is_not_recorded_so_the_retry_sends_it(receiver: Receiver, tmp_path: Path) -> None:
+    notifier = Notifier(Settings(data_dir=tmp_path, notify_url=receiver.url))
+    receiver.status = 502
+    with pytest.raises(TransientError):
+        notifier.handle(Record(_envelope(), "t", 0, 0, 0))
+    receiver.status = 200
+    notifier.handle(Record(_envelope(), "t", 0, 0, 0))
+    notifier.close()
+    assert receiver.keys == ["evt-1", "evt-1"]

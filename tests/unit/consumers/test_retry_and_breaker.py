@@ -1,0 +1,76 @@
+"""Backoff bounds and the breaker's sliding window."""
+
+import random
+
+import pytest
+
+from consumers.breaker import Breaker
+from consumers.errors import PermanentError, TransientError, is_transient
+from consumers.retry import RetryPolicy
+
+
+def test_delays_are_bounded_in_count_and_total_time() -> None:
+    policy = RetryPolicy(max_attempts=5, max_seconds=60, base_delay_s=0.5, max_delay_s=30)
+    for seed in range(200):
+        waits = list(policy.delays(random.Random(seed)))
+        assert len(waits) == 4  # 5 attempts, 4 waits between them
+        for attempt, wait in enumerate(waits, 1):
+            assert 0 <= wait <= 0.5 * 2 ** (attempt - 1)
+
+
+def test_the_total_time_budget_cuts_retries_short() -> None:
+    policy = RetryPolicy(max_attempts=100, max_seconds=3, base_delay_s=1, max_delay_s=2)
+    for seed in range(50):
+        waits = list(policy.delays(random.Random(seed)))
+        assert sum(waits) == pytest.approx(min(sum(waits), 3.0))
+        assert sum(waits) <= 3.0 + 1e-9
+        assert len(waits) < 99
+
+
+def test_backoff_grows_exponentially_up_to_its_cap() -> None:
+    policy = RetryPolicy(base_delay_s=0.1, max_delay_s=1.0)
+    rng = random.Random(7)
+    ceilings = [max(policy.delay(n, rng) for _ in range(500)) for n in (1, 2, 3, 4, 8)]
+    assert ceilings[0] <= 0.1 < ceilings[2] <= 0.4
+    assert 0.9 < ceilings[4] <= 1.0
+
+
+def test_one_attempt_means_no_retry() -> None:
+    assert list(RetryPolicy(max_attempts=1).delays()) == []
+
+
+def test_transient_means_network_and_timeouts_and_the_marked_ones() -> None:
+    assert is_transient(TransientError("503"))
+    assert is_transient(TimeoutError()) and is_transient(ConnectionResetError())
+    assert not is_transient(PermanentError("404")) and not is_transient(ValueError("bug"))
+
+
+def test_breaker_opens_only_above_the_ratio() -> None:
+    breaker = Breaker(window=10, ratio=0.5)
+    for dead in [True, False] * 5:  # exactly half: still closed
+        breaker.record(dead)
+    assert not breaker.is_open
+    breaker.record(True)  # the oldest outcome (dead) slides out: still 5 of 10
+    assert breaker.dead_in_window == 5 and not breaker.is_open
+    breaker.record(True)
+    assert breaker.dead_in_window == 6 and breaker.is_open
+    assert "6 of the last 10" in breaker.describe()
+
+
+def test_breaker_window_forgets_old_failures() -> None:
+    breaker = Breaker(window=100, ratio=0.5)
+    for _ in range(50):
+        breaker.record(True)
+    for _ in range(100):
+        breaker.record(False)
+    assert breaker.dead_in_window == 0
+    for _ in range(51):
+        breaker.record(True)
+    assert breaker.is_open
+
+
+def test_a_burst_on_a_young_member_opens_it() -> None:
+    breaker = Breaker(window=100, ratio=0.5)
+    for _ in range(51):
+        breaker.record(True)
+    assert breaker.is_open
