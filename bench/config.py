@@ -1,0 +1,130 @@
+"""What one `make bench` run does: rates, durations and sizes, from flags and BENCH_* variables.
+
+Flags win over the environment, so `make bench BENCH_QUICK=1` and `python -m bench --quick`
+are the same run. Quick mode keeps every stage but shortens it: a smoke test of the harness,
+not numbers to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+STAGES = ("workers", "ingest", "broker", "consumers", "e2e", "profile")
+INGEST_APPS = ("hookstream", "baseline", "peer", "flask_ceiling", "wsgi_ceiling")
+
+
+@dataclass(frozen=True)
+class WorkerSetting:
+    """A gunicorn worker class and size: `gthread:16@2` is 2 gthread workers of 16 threads."""
+
+    worker_class: str
+    workers: int
+    threads: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerSetting:
+        spec, _, workers = text.partition("@")
+        worker_class, _, threads = spec.partition(":")
+        if worker_class not in ("sync", "gthread", "gevent"):
+            raise ValueError(f"worker setting {text!r}: class must be sync, gthread or gevent")
+        return cls(worker_class, int(workers or 2), int(threads or 1))
+
+    @property
+    def label(self) -> str:
+        threads = f":{self.threads}" if self.worker_class == "gthread" else ""
+        return f"{self.worker_class}{threads}@{self.workers}"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    quick: bool
+    stages: tuple[str, ...]
+    apps: tuple[str, ...]
+    rates: tuple[int, ...]  # offered req/s steps; the open-throttle step always follows
+    step_s: float
+    warmup_s: float
+    connections: int
+    wrk_threads: int
+    timeout_s: float
+    worker_trials: tuple[WorkerSetting, ...]
+    trial_s: float
+    worker_setting: WorkerSetting | None  # None: the trial's winner
+    open_max_rps: int  # sizes the open step's file of distinct pre-signed requests
+    perf_records: int
+    prefill_events: int
+    group_cap_s: float  # a consumer slower than prefill_events in this time is measured over it
+    e2e_rate: int
+    e2e_s: float
+    profile_s: float
+    out_dir: Path
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """Offered rates in order; 0 is the open throttle (as fast as the server answers)."""
+        return (*self.rates, 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", default=None, help="short smoke run (BENCH_QUICK=1)")
+    parser.add_argument("--only", help=f"comma-separated stages (BENCH_ONLY), from: {','.join(STAGES)}")
+    parser.add_argument("--apps", help=f"comma-separated ingest apps (BENCH_APPS): {','.join(INGEST_APPS)}")
+    parser.add_argument("--rates", help="offered req/s steps, e.g. 250,500,1000,2000 (BENCH_RATES)")
+    parser.add_argument("--step-s", type=float, help="seconds per step (BENCH_STEP_S)")
+    parser.add_argument("--workers", help="skip the trial: use this gunicorn setting, e.g. gthread:16@2")
+    parser.add_argument("--out", type=Path, help="report folder (BENCH_OUT)")
+    return parser
+
+
+def _csv(value: str | None) -> tuple[str, ...] | None:
+    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else None
+
+
+def _check(names: tuple[str, ...], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise SystemExit(f"bench: unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return names
+
+
+def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
+    args = _parser().parse_args(argv)
+    quick = args.quick if args.quick is not None else env.get("BENCH_QUICK", "") not in ("", "0")
+
+    def pick(flag: object, name: str, full: str, short: str) -> str:
+        return str(flag) if flag is not None else env.get(name) or (short if quick else full)
+
+    trials = pick(
+        None,
+        "BENCH_WORKER_TRIALS",
+        "sync@2,gthread:8@2,gthread:32@2,gevent@2,gthread:16@4",
+        "sync@2,gthread:16@2,gevent@2",
+    )
+    chosen = args.workers or env.get("BENCH_WORKERS")
+    return BenchConfig(
+        quick=quick,
+        stages=_check(_csv(args.only or env.get("BENCH_ONLY")) or STAGES, STAGES, "stage"),
+        apps=_check(_csv(args.apps or env.get("BENCH_APPS")) or INGEST_APPS, INGEST_APPS, "app"),
+        rates=tuple(
+            int(r) for r in _csv(pick(args.rates, "BENCH_RATES", "250,500,1000,2000", "250,1000")) or ()
+        ),
+        step_s=float(pick(args.step_s, "BENCH_STEP_S", "10", "3")),
+        warmup_s=float(pick(None, "BENCH_WARMUP_S", "3", "1")),
+        connections=int(pick(None, "BENCH_CONNECTIONS", "64", "64")),
+        wrk_threads=int(pick(None, "BENCH_WRK_THREADS", "1", "1")),
+        timeout_s=float(pick(None, "BENCH_TIMEOUT_S", "5", "5")),
+        worker_trials=tuple(WorkerSetting.parse(t) for t in _csv(trials) or ()),
+        trial_s=float(pick(None, "BENCH_TRIAL_S", "6", "3")),
+        worker_setting=WorkerSetting.parse(chosen) if chosen else None,
+        open_max_rps=int(pick(None, "BENCH_OPEN_MAX_RPS", "12000", "12000")),
+        perf_records=int(pick(None, "BENCH_PERF_RECORDS", "1000000", "100000")),
+        prefill_events=int(pick(None, "BENCH_PREFILL", "200000", "20000")),
+        group_cap_s=float(pick(None, "BENCH_GROUP_CAP_S", "60", "15")),
+        e2e_rate=int(pick(None, "BENCH_E2E_RATE", "1000", "1000")),
+        e2e_s=float(pick(None, "BENCH_E2E_S", "20", "5")),
+        profile_s=float(pick(None, "BENCH_PROFILE_S", "15", "5")),
+        out_dir=args.out or Path(pick(None, "BENCH_OUT", "docs/benchmarks", "build/bench")),
+    )

@@ -1,0 +1,194 @@
+"""`python -m bench` (`make bench`): every stage in order against one fresh broker, then the report.
+
+A stage that fails is recorded in the report (and makes the exit status 1) without stopping
+the stages after it, so one broken app never costs the rest of a run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench import groups, launch, machine, report, wrk
+from bench.broker import BenchBroker, producer_performance
+from bench.config import BenchConfig, WorkerSetting, load_config
+from bench.ingest import Workspace, measure_app
+from bench.profile import profile_producer
+from hookstream.localkafka import java_binary
+
+T = TypeVar("T")
+KAFKA_APPS = ("hookstream", "baseline", "peer")  # stepped; the ceilings only need the open step
+
+
+class Run:
+    def __init__(self, cfg: BenchConfig, ws: Workspace) -> None:
+        self.cfg, self.ws = cfg, ws
+        self.started = time.monotonic()
+        self.failures: dict[str, str] = {}
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.monotonic() - self.started:6.0f}s] {message}", file=sys.stderr, flush=True)
+
+    def stage(self, name: str, fn: Callable[[], T]) -> T | None:
+        self.log(f"{name} ...")
+        try:
+            return fn()
+        except Exception as exc:  # a failed stage is reported, and the run goes on
+            self.failures[name] = f"{type(exc).__name__}: {exc}"
+            self.log(f"{name} FAILED: {self.failures[name]} (logs: {self.ws.log_dir})")
+            return None
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def worker_trials(self) -> tuple[list[dict[str, Any]], WorkerSetting]:
+        """Open-throttle runs of Hookstream and the bare Flask route under each setting;
+        the setting where Hookstream acknowledged most without errors is used for all."""
+        trials: list[dict[str, Any]] = []
+        for i, setting in enumerate(self.cfg.worker_trials):
+            for app in ("hookstream", "flask_ceiling"):
+                trial: dict[str, Any] = {"app": app, "setting": setting.label}
+                trial_run = partial(measure_app, self.ws, app, setting, (0,), self.cfg.trial_s, f"-trial{i}")
+                result = self.stage(f"trial {app} {setting.label}", trial_run)
+                if result:
+                    step = result["steps"][0]
+                    trial.update(
+                        acked_rps=step["acked_rps"], p99_ms=step["latency_ms"]["p99"], errors=step["errors"]
+                    )
+                else:
+                    trial["error"] = "failed"
+                trials.append(trial)
+        return trials, self._winner(trials)
+
+    def _winner(self, trials: list[dict[str, Any]]) -> WorkerSetting:
+        for app in ("hookstream", "flask_ceiling"):
+            measured = [t for t in trials if t["app"] == app and "acked_rps" in t]
+            if measured:
+                best = max(measured, key=lambda t: (t["errors"] == 0, t["acked_rps"]))
+                return next(s for s in self.cfg.worker_trials if s.label == best["setting"])
+        raise RuntimeError("no worker setting trial succeeded; see the logs")
+
+    def ingest(self, setting: WorkerSetting) -> dict[str, Any]:
+        apps: dict[str, Any] = {}
+        for app in self.cfg.apps:
+            steps = self.cfg.steps if app in KAFKA_APPS else (0,)
+            name = f"ingest {app}"
+            result = self.stage(name, partial(measure_app, self.ws, app, setting, steps, self.cfg.step_s))
+            apps[app] = result or {"app": app, "error": self.failures.get(name, "failed")}
+            if result:
+                self.log(f"{name}: " + ", ".join(map(_brief, result["steps"])))
+        return apps
+
+    def broker_limit(self, hookstream_rps: float | None) -> dict[str, Any]:
+        size = groups.record_size()
+        topic = self.ws.broker.create_topic("bench-perf")
+        perf = producer_performance(self.ws.broker.bootstrap, topic, self.cfg.perf_records, size)
+        times = round(perf.records_per_s / hookstream_rps, 1) if hookstream_rps else None
+        return {"record_size": size, **perf.__dict__, "times_hookstream": times}
+
+    def consumers(self) -> dict[str, Any]:
+        count, bootstrap = self.cfg.prefill_events, self.ws.broker.bootstrap
+        topic = self.ws.broker.create_topic("bench-consume")
+        fill_s = groups.prefill(bootstrap, topic, count, f"{self.ws.run_id}-prefill")
+        raw = groups.raw_loop(bootstrap, topic, count)
+        self.log(f"raw poll loop: {raw['events_per_s']:.0f} events/s")
+        measured: dict[str, Any] = {}
+        for group in groups.GROUPS:
+            result = self.stage(
+                f"consumer {group}", partial(groups.measure_group, self.ws, group, topic, count)
+            )
+            if result:
+                result["fraction_of_raw"] = round(result["events_per_s"] / raw["events_per_s"], 3)
+                self.log(f"consumer {group}: {result['events_per_s']:.0f} events/s")
+            measured[group] = result or {"error": self.failures.get(f"consumer {group}", "failed")}
+        return {
+            "prefill_events": count,
+            "prefill_s": round(fill_s, 1),
+            "raw_poll_loop": raw,
+            "groups": measured,
+        }
+
+
+def _brief(step: dict[str, Any]) -> str:
+    return f"{step['offered_rps'] or 'open'}->{step['acked_rps']:.0f}/s p99 {step['latency_ms']['p99']:.1f}ms"
+
+
+def _memory(results: dict[str, Any]) -> dict[str, list[float]]:
+    """Peak RSS per worker of each app, and per consumer process."""
+    memory: dict[str, list[float]] = {}
+    for name, app in results.get("apps", {}).items():
+        workers = [p["peak_rss_mb"] for p in app.get("peak_rss_mb", []) if p["role"] == "worker"]
+        if workers:
+            memory[f"{name} workers"] = workers
+    consumers = results.get("consumers", {})
+    if consumers.get("raw_poll_loop"):
+        memory["raw poll loop"] = [consumers["raw_poll_loop"]["peak_rss_mb"]]
+    for group, result in consumers.get("groups", {}).items():
+        if "peak_rss_mb" in result:
+            memory[f"consumer {group}"] = [result["peak_rss_mb"]]
+    return memory
+
+
+def _execute(cfg: BenchConfig, run: Run, results: dict[str, Any]) -> None:
+    setting = cfg.worker_setting
+    if setting is None and "workers" in cfg.stages:
+        found = run.stage("worker trials", run.worker_trials)
+        if found:
+            results["worker_trials"], setting = found
+    setting = setting or WorkerSetting("gthread", 2, 32)  # the producer's own default
+    results["worker_choice"] = setting.label
+    run.log(f"worker setting for every gunicorn app: {setting.label}")
+    if "ingest" in cfg.stages:
+        results["apps"] = run.ingest(setting)
+    hookstream_rps = results.get("apps", {}).get("hookstream", {}).get("peak_acked_rps")
+    if "broker" in cfg.stages:
+        results["broker"] = run.stage("broker limit", partial(run.broker_limit, hookstream_rps)) or {}
+    if "consumers" in cfg.stages:
+        results["consumers"] = run.stage("consumers", run.consumers) or {}
+    if "e2e" in cfg.stages:
+        results["end_to_end"] = run.stage("end to end", partial(groups.end_to_end, run.ws, setting)) or {}
+    if "profile" in cfg.stages:
+        results["profile"] = run.stage("profile", partial(profile_producer, run.ws, setting)) or {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = load_config(sys.argv[1:] if argv is None else argv, os.environ)
+    try:
+        wrk.wrk_binary()
+        java_binary()
+    except Exception as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if cfg.quick else "full",
+        "machine": machine.describe(launch.REPO),
+        "config": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in cfg.__dict__.items()
+            if k not in ("worker_trials", "worker_setting")
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="hookstream-bench-") as tmp:
+        home = Path(tmp)
+        with BenchBroker(home / "kafka") as broker:
+            ws = Workspace(cfg, broker, home, uuid.uuid4().hex[:8])
+            run = Run(cfg, ws)
+            run.log(f"broker on {broker.bootstrap}; {results['mode']} run, stages {','.join(cfg.stages)}")
+            _execute(cfg, run, results)
+            results["memory"] = _memory(results)
+            results["failures"] = run.failures
+            results["duration_s"] = round(time.monotonic() - run.started, 1)
+            final = report.summarize(results)
+            paths = report.write(final, cfg.out_dir)
+    print(report.markdown(final).split("## Ingest, step by step")[0])
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 1 if run.failures else 0

@@ -1,0 +1,83 @@
+"""Small readers the harness relies on: config, Prometheus histograms, ProducerPerformance, py-spy."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import promtext
+from bench.broker import parse_perf_output
+from bench.config import WorkerSetting, load_config
+from bench.profile import parse_collapsed, summarize
+
+
+def test_quick_mode_from_the_environment_and_flags_win() -> None:
+    cfg = load_config([], {"BENCH_QUICK": "1", "BENCH_RATES": "100,200"})
+    assert cfg.quick and cfg.steps == (100, 200, 0)
+    assert load_config(["--rates", "300"], {"BENCH_RATES": "100"}).rates == (300,)
+    assert not load_config([], {"BENCH_QUICK": "0"}).quick
+
+
+def test_unknown_stage_is_refused_in_one_line() -> None:
+    with pytest.raises(SystemExit, match="unknown stage nope"):
+        load_config(["--only", "ingest,nope"], {})
+
+
+def test_worker_setting_round_trips_through_its_label() -> None:
+    setting = WorkerSetting.parse("gthread:16@4")
+    assert (setting.worker_class, setting.threads, setting.workers) == ("gthread", 16, 4)
+    assert WorkerSetting.parse(setting.label) == setting
+    assert WorkerSetting.parse("sync@2").label == "sync@2"
+    with pytest.raises(ValueError, match="class must be"):
+        WorkerSetting.parse("tornado@2")
+
+
+METRICS = """# TYPE lat histogram
+lat_bucket{group="indexer",le="0.01"} 10.0
+lat_bucket{group="indexer",le="0.1"} 90.0
+lat_bucket{group="indexer",le="1.0"} 100.0
+lat_bucket{group="indexer",le="+Inf"} 100.0
+lat_count{group="indexer"} 100.0
+lat_sum{group="indexer"} 5.0
+# TYPE done counter
+done_total{group="indexer"} 7.0
+done_total{group="archiver"} 3.0
+"""
+
+
+def test_histogram_quantiles_interpolate_within_the_bucket_like_prometheus() -> None:
+    samples = promtext.parse(METRICS)
+    buckets = promtext.buckets(samples, "lat", group="indexer")
+    assert promtext.quantile(buckets, 0.5) == pytest.approx(0.01 + 0.09 * (40 / 80))
+    assert promtext.quantile(buckets, 0.99) == pytest.approx(0.1 + 0.9 * 0.9)
+    before = [(le, n / 2) for le, n in buckets]
+    assert promtext.increase(buckets, before)[-1] == (float("inf"), 50.0)
+    assert promtext.quantile([(float("inf"), 0.0)], 0.5) is None
+    assert promtext.total(samples, "done_total", group="indexer") == 7.0
+    assert promtext.total(samples, "done_total") == 10.0
+
+
+def test_producer_performance_summary_line() -> None:
+    out = (
+        "523213 records sent, 104600.4 records/sec (49.88 MB/sec), 300.5 ms avg latency, "
+        "600.0 ms max latency.\n"
+        "1000000 records sent, 123456.8 records/sec (58.87 MB/sec), 245.12 ms avg latency, "
+        "812.00 ms max latency, 230 ms 50th, 560 ms 95th, 700 ms 99th, 800 ms 99.9th.\n"
+    )
+    result = parse_perf_output(out)
+    assert (result.records, result.records_per_s, result.p99_ms) == (1000000, 123456.8, 700.0)
+    with pytest.raises(RuntimeError, match="no summary"):
+        parse_perf_output("Exception in thread main\n")
+
+
+def test_profile_summary_splits_self_and_inclusive_time() -> None:
+    stacks = parse_collapsed(
+        "handle (/work/main/producer/webhook.py:10);publish (/work/main/producer/publisher.py:70) 30\n"
+        "handle (/work/main/producer/webhook.py:10);emit (/usr/lib/python3.11/logging/__init__.py:1) 10\n"
+    )
+    summary = summarize(stacks)
+    assert summary["samples"] == 40
+    assert summary["self"][0] == {"name": "publish (producer/publisher.py)", "pct": 75.0}
+    components = {c["name"]: c["pct"] for c in summary["components"]}
+    assert components["kafka publish (produce + wait for ack)"] == 75.0
+    assert components["logging"] == 25.0
+    assert components["webhook endpoint (own code)"] == 100.0
