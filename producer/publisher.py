@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from _thread import allocate_lock
@@ -29,6 +30,12 @@ from producer.errors import PublishError
 log = logging.getLogger(__name__)
 
 Header = tuple[str, bytes]
+
+
+def _under_gevent() -> bool:
+    """Whether gunicorn's gevent worker monkey-patched threads into greenlets."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
 class _Delivery:
@@ -125,6 +132,14 @@ class Publisher:
 
     @staticmethod
     def _poll(producer: Producer, stop: threading.Event) -> None:
+        if _under_gevent():
+            # The "thread" is a greenlet: a blocking poll would stall every request in the
+            # worker, so poll without waiting and yield for a millisecond in between.
+            import gevent
+
+            while not stop.is_set():
+                producer.poll(0)
+                gevent.sleep(0.001)
         while not stop.is_set():
             producer.poll(0.5)
 
