@@ -19,17 +19,20 @@ from hookstream.settings import Settings
 from tests.conftest import free_port_block
 from tests.faults.harness.kafka_reader import wait_in_sync
 from tests.faults.harness.ledger import Ledger
+from tests.faults.harness.logscan import LogEvidence
 from tests.faults.harness.processes import Pipeline
 from tests.faults.harness.receiver import NotificationReceiver
-from tests.faults.harness.webhooks import ProviderSecrets
+from tests.faults.harness.webhooks import SigningKeys
 
 PARTITIONS = 6
 _LEDGER = pytest.StashKey[Ledger]()
+_EVIDENCE = pytest.StashKey[LogEvidence]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "faults_smoke: a quick fault scenario that also runs in `make test`")
     config.stash[_LEDGER] = Ledger()
+    config.stash[_EVIDENCE] = LogEvidence()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -56,6 +59,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 @pytest.fixture(scope="session")
 def ledger(pytestconfig: pytest.Config) -> Ledger:
     return pytestconfig.stash[_LEDGER]
+
+
+@pytest.fixture(scope="session")
+def evidence(pytestconfig: pytest.Config) -> LogEvidence:
+    """Every log the session captured and everything it sent, for scenario 6."""
+    return pytestconfig.stash[_EVIDENCE]
 
 
 @pytest.fixture(scope="session")
@@ -90,8 +99,8 @@ def topics(healthy_cluster: LocalCluster) -> tuple[str, str]:
 
 
 @pytest.fixture
-def keys() -> ProviderSecrets:
-    return ProviderSecrets.generate()
+def keys() -> SigningKeys:
+    return SigningKeys.generate()
 
 
 @pytest.fixture
@@ -107,8 +116,9 @@ PipelineFactory = Callable[..., Pipeline]
 def make_pipeline(
     healthy_cluster: LocalCluster,
     topics: tuple[str, str],
-    keys: ProviderSecrets,
+    keys: SigningKeys,
     receiver: NotificationReceiver,
+    evidence: LogEvidence,
     tmp_path: Path,
 ) -> Iterator[PipelineFactory]:
     """Builds this test's pipeline (processes are started by the test); stops it afterwards."""
@@ -131,6 +141,8 @@ def make_pipeline(
             extra_env=env,
         )
         built.append(pipeline)
+        evidence.watch_dir(pipeline.log_dir)
+        evidence.sent([], keys.all())
         return pipeline
 
     yield build

@@ -12,7 +12,7 @@ from collections import Counter
 from tests.faults.harness import signing
 from tests.faults.harness.ledger import LedgerRow, format_table, reckon
 from tests.faults.harness.logscan import forbidden_strings, scan_lines
-from tests.faults.harness.webhooks import ProviderSecrets, fastio_webhook, standard_webhook
+from tests.faults.harness.webhooks import SigningKeys, fastio_webhook, standard_webhook
 
 
 def test_a_2xx_missing_from_kafka_or_a_sink_is_lost_and_a_second_effect_is_a_duplicate() -> None:
@@ -42,7 +42,7 @@ def test_the_table_has_one_line_per_scenario_and_compares_with_the_last_run() ->
 
 
 def test_the_log_scan_finds_secrets_signatures_and_payloads_however_they_are_embedded() -> None:
-    keys = ProviderSecrets.generate()
+    keys = SigningKeys.generate()
     hooks = [fastio_webhook(keys.fastio, n) for n in range(3)] + [standard_webhook(keys.standard)]
     forbidden = forbidden_strings(keys.all(), hooks)
     body = hooks[0].request.body.decode()

@@ -60,3 +60,30 @@ def scan_files(files: Iterable[Path], forbidden: dict[str, str]) -> list[Leak]:
             with path.open(errors="replace") as lines:
                 leaks += scan_lines(str(path), lines, forbidden)
     return leaks
+
+
+class LogEvidence:
+    """Everything the session logged, and everything it sent that no log may show."""
+
+    def __init__(self) -> None:
+        self.log_dirs: list[Path] = []
+        self.files: list[Path] = []
+        self.secrets: set[str] = set()
+        self.webhooks: list[Webhook] = []
+
+    def watch_dir(self, path: Path) -> None:
+        self.log_dirs.append(path)
+
+    def watch_file(self, path: Path) -> None:
+        self.files.append(path)
+
+    def sent(self, webhooks: Iterable[Webhook], secrets: Iterable[str] = ()) -> None:
+        self.webhooks.extend(webhooks)
+        self.secrets.update(secrets)
+
+    def all_files(self) -> list[Path]:
+        return [*self.files, *(f for d in self.log_dirs for f in sorted(d.glob("*.log")))]
+
+    def scan(self) -> tuple[list[Path], list[Leak]]:
+        files = self.all_files()
+        return files, scan_files(files, forbidden_strings(self.secrets, self.webhooks))

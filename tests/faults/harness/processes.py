@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import free_port_block
-from tests.faults.harness.webhooks import ProviderSecrets
+from tests.faults.harness.webhooks import SigningKeys
 
 HOOKSTREAM = str(Path(sys.executable).with_name("hookstream"))
 # The developer's own settings must not leak into a scenario's processes.
@@ -119,7 +119,7 @@ class Pipeline:
     bootstrap: str
     topic: str
     dlq_topic: str
-    keys: ProviderSecrets
+    keys: SigningKeys
     notify_url: str | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)

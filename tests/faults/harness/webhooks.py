@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from hookstream.settings import ProviderSecrets
 from tests.faults.harness import signing
 from tests.faults.harness.signing import SignedRequest
 
@@ -20,7 +21,7 @@ WORKSPACES = tuple(f"ws-{n}" for n in range(6))
 
 
 @dataclass(frozen=True)
-class ProviderSecrets:
+class SigningKeys:
     """Fresh signing secrets for one pipeline; `env()` is how the processes receive them."""
 
     fastio: str
@@ -29,7 +30,7 @@ class ProviderSecrets:
     standard: str
 
     @classmethod
-    def generate(cls) -> ProviderSecrets:
+    def generate(cls) -> SigningKeys:
         return cls(
             fastio=secrets.token_hex(32),
             github=secrets.token_hex(20),
@@ -44,6 +45,11 @@ class ProviderSecrets:
             "STRIPE_WEBHOOK_SECRET": self.stripe,
             "STANDARD_WEBHOOK_SECRET": self.standard,
         }
+
+    def for_settings(self) -> ProviderSecrets:
+        return ProviderSecrets(
+            fastio=(self.fastio,), github=(self.github,), stripe=(self.stripe,), standard=(self.standard,)
+        )
 
     def all(self) -> tuple[str, ...]:
         # The standard secret's key bytes are what a leak would most likely show, in base64.
@@ -117,7 +123,7 @@ def standard_webhook(secret: str) -> Webhook:
     return Webhook(event_id, "standard", canary, signing.standard(body, secret, event_id))
 
 
-def one_of_each(keys: ProviderSecrets) -> list[Webhook]:
+def one_of_each(keys: SigningKeys) -> list[Webhook]:
     return [
         fastio_webhook(keys.fastio),
         github_webhook(keys.github),
