@@ -20,7 +20,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -33,7 +33,6 @@ from tests.unit.deploy.promql_names import ALERTS, dashboard_metric_names
 HOOKSTREAM = Path(sys.executable).with_name("hookstream")
 NOT_PROVOKED = {"hookstream_kafka_delivery_failures_total"}
 SECRET = "scrape-test-" + uuid.uuid4().hex
-T = TypeVar("T")
 
 
 def _prometheus() -> str:
@@ -56,14 +55,12 @@ def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
         return 0, b""
 
 
-def _wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 90) -> T:
+def _wait_for(what: str, probe: Callable[[], bool], timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Processes:
@@ -214,18 +211,12 @@ def test_prometheus_scrapes_every_dashboard_metric(
     prometheus = f"http://127.0.0.1:{prometheus_port}"
     _wait_for("Prometheus to be ready", lambda: _get(f"{prometheus}/-/ready")[0] == 200)
 
-    up = _wait_for(
-        "both targets up",
-        lambda: (
-            (found := {r["metric"]["job"] for r in _query(prometheus, "up == 1")})
-            >= {
-                "hookstream-producer",
-                "hookstream-consumers",
-            }
-            and found
-        ),
-    )
-    assert up >= {"hookstream-producer", "hookstream-consumers"}
+    jobs = {"hookstream-producer", "hookstream-consumers"}
+
+    def targets_up() -> bool:
+        return {r["metric"]["job"] for r in _query(prometheus, "up == 1")} >= jobs
+
+    _wait_for("both targets up", targets_up)
 
     wanted = dashboard_metric_names() - NOT_PROVOKED
     missing: set[str] = set(wanted)
@@ -248,7 +239,7 @@ def test_prometheus_scrapes_every_dashboard_metric(
     assert total('hookstream_http_requests_total{status="200"}') >= 7
     assert total('hookstream_http_rejections_total{reason="invalid_signature"}') == 1
     assert total("hookstream_duplicates_total") >= 1
-    assert _wait_for(
+    _wait_for(
         "the poison record dead-lettered",
         lambda: total('hookstream_consumer_dead_lettered_total{reason="poison"}') >= 1,
     )

@@ -53,7 +53,8 @@ class Member:
         while not self.consumer.assignment():
             assert time.monotonic() < deadline, f"no partitions assigned to a member of {group}"
             msg = self.consumer.poll(0.5)
-            assert msg is None or msg.error() is None or msg.error().code() < 0, msg.error()
+            error = None if msg is None else msg.error()
+            assert error is None or error.code() < 0, error  # negative codes: librdkafka events
 
     def close(self) -> None:
         self.consumer.close()
