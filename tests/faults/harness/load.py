@@ -160,3 +160,18 @@ class LoadGenerator:
                 key = str(a.status) if a.status is not None else "no-answer"
                 counts[key] = counts.get(key, 0) + 1
         return counts
+
+
+def wait_for_status(url: str, status: int = 200, timeout_s: float = 120.0) -> list[int | None]:
+    """GET `url` until it answers `status`; every answer seen on the way (None: no answer)."""
+    seen: list[int | None] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            seen.append(requests.get(url, timeout=5).status_code)
+        except requests.RequestException:
+            seen.append(None)
+        if seen[-1] == status:
+            return seen
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer {status} within {timeout_s:.0f}s; answers: {seen[-5:]}")

@@ -105,6 +105,20 @@ class Proc:
         except subprocess.TimeoutExpired:
             return False
 
+    def children(self) -> set[int]:
+        """Pids of the process's direct children (gunicorn's workers)."""
+        if not self.alive or self.popen is None:
+            return set()
+        found: set[int] = set()
+        for task in Path(f"/proc/{self.popen.pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                found.update(int(pid) for pid in task.read_text().split())
+        return found
+
+    @property
+    def base_url(self) -> str:
+        return self.ready_url.rsplit("/", 1)[0]
+
     def tail(self, lines: int = 30) -> str:
         if not self.log.exists():
             return ""
@@ -179,6 +193,5 @@ class Pipeline:
     def log_files(self) -> list[Path]:
         return sorted(self.log_dir.glob("*.log"))
 
-    def base_url(self) -> str:
-        producer = next(p for p in self.procs if p.name == "producer")
-        return producer.ready_url.removesuffix("/healthz")
+    def group_id(self, group: str) -> str:
+        return self.extra_env.get("HOOKSTREAM_CONSUMER_GROUP_PREFIX", "") + group

@@ -1,0 +1,75 @@
+"""Closing a scenario's books: wait until the groups caught up, count everything, write the row."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from tests.faults.harness import sinks
+from tests.faults.harness.kafka_reader import Record, event_ids, read_all
+from tests.faults.harness.ledger import Ledger, Reckoning, reckon
+from tests.faults.harness.processes import Pipeline
+from tests.faults.harness.receiver import NotificationReceiver
+
+
+def dead_lettered(dlq: list[Record]) -> dict[str, set[str]]:
+    """Event ids each group sent to the DLQ (records without an event_id header are poison)."""
+    found: dict[str, set[str]] = {}
+    for record in dlq:
+        group, event_id = record.header("dlq.group"), record.header("event_id")
+        if group and event_id:
+            found.setdefault(group, set()).add(event_id)
+    return found
+
+
+def settle(
+    pipeline: Pipeline,
+    receiver: NotificationReceiver,
+    expected: set[str],
+    groups: tuple[str, ...] = sinks.GROUPS,
+    timeout_s: float = 120.0,
+) -> tuple[dict[str, Counter[str]], list[Record]]:
+    """Poll the sinks until every expected event is in each group's sink or its DLQ share.
+
+    Returns what was found either way: the ledger, not this wait, decides pass or fail.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = sinks.effects(pipeline.data_dir, pipeline.topic, receiver)
+        dlq = read_all(pipeline.bootstrap, pipeline.dlq_topic)
+        dead = dead_lettered(dlq)
+        missing = {g: expected - set(found[g]) - dead.get(g, set()) for g in groups}
+        if not any(missing.values()) or time.monotonic() > deadline:
+            return {g: found[g] for g in groups}, dlq
+        time.sleep(2.0)
+
+
+def close_books(
+    scenario: str,
+    pipeline: Pipeline,
+    receiver: NotificationReceiver,
+    ledger: Ledger,
+    sent: set[str],
+    accepted: set[str],
+    groups: tuple[str, ...] = sinks.GROUPS,
+    settle_timeout_s: float = 120.0,
+    notes: dict[str, Any] | None = None,
+) -> Reckoning:
+    """Count where every accepted event ended up, record the ledger row, and return it."""
+    found, dlq = settle(pipeline, receiver, accepted, groups, settle_timeout_s)
+    in_kafka = event_ids(read_all(pipeline.bootstrap, pipeline.topic))
+    duplicates_in_kafka = sum(1 for e in accepted if in_kafka[e] > 1)
+    result = reckon(
+        scenario,
+        sent=sent,
+        accepted=accepted,
+        in_kafka=in_kafka,
+        effects=found,
+        dead_lettered=dead_lettered(dlq),
+        dlq_records=len(dlq),
+        notes={"kafka_copies_gt1": duplicates_in_kafka, **(notes or {})},
+    )
+    ledger.record(result.row)
+    print(f"\nledger {scenario}: {result.row}\n{result.explain()}")
+    return result
