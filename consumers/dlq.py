@@ -8,6 +8,7 @@ the original offset, so a record is never both uncommitted-nowhere and gone.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -203,10 +204,14 @@ def read_dead_letters(settings: Settings, stall_timeout_s: float = 15.0) -> Iter
         consumer.assign([TopicPartition(settings.dlq_topic, p, OFFSET_BEGINNING) for p in ends])
         by_partition: dict[int, list[DeadLetter]] = {p: [] for p in ends}
         remaining = set(ends)
+        stalled_at = time.monotonic() + stall_timeout_s
         while remaining:
-            batch = consumer.consume(500, timeout=stall_timeout_s)
-            if not batch:
+            # consume() waits for a full batch or the timeout: keep the timeout short.
+            batch = consumer.consume(500, timeout=0.2)
+            if not batch and time.monotonic() > stalled_at:
                 raise ConsumerError(f"reading {settings.dlq_topic} stalled for {stall_timeout_s:.0f}s")
+            if batch:
+                stalled_at = time.monotonic() + stall_timeout_s
             for msg in batch:
                 if msg.error() is not None:
                     raise ConsumerError(f"reading {settings.dlq_topic}: {msg.error()}")

@@ -157,7 +157,9 @@ class SentLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        # NORMAL: a record survives the process dying (kill -9), not the machine losing power,
+        # where the worst case is a repeated notification; FULL would fsync once per send.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS sent (event_id TEXT NOT NULL, destination TEXT NOT NULL,"

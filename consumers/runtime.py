@@ -66,7 +66,8 @@ class Member:
         *,
         retry: RetryPolicy | None = None,
         breaker: Breaker | None = None,
-        poll_timeout_s: float = 1.0,
+        dead_letters: DeadLetterPublisher | None = None,
+        poll_timeout_s: float = 0.1,
         lag_interval_s: float = 5.0,
         **consumer_overrides: object,
     ) -> None:
@@ -75,7 +76,7 @@ class Member:
         self._handler = handler
         self._retry = retry or RetryPolicy.from_settings(settings)
         self._breaker = breaker or Breaker.from_settings(settings)
-        self._dlq = DeadLetterPublisher(settings, group)
+        self._dlq = dead_letters or DeadLetterPublisher(settings, group)
         self.metrics = MemberMetrics(group)
         self._config = ConsumerConfig.from_settings(
             settings,
@@ -83,6 +84,8 @@ class Member:
             **{"session_timeout_ms": settings.consumer_session_timeout_ms, **consumer_overrides},
         )
         self._batch_size = settings.consumer_batch_size
+        # consume() returns when the batch is full or this runs out: it bounds the latency a
+        # quiet topic adds, and how long SIGTERM waits.
         self._poll_timeout_s = poll_timeout_s
         self._lag_interval_s = lag_interval_s
         # Poll at least this often while a batch is slow, well inside max.poll.interval.ms.
