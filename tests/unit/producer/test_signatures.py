@@ -1,0 +1,200 @@
+"""Every signature form: published vectors, round trips, and each way a signature is refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+
+from producer.errors import SignatureError
+from producer.providers import sign
+from producer.providers.fastio import FastioProvider
+from producer.providers.github import GithubProvider
+from producer.providers.standard import StandardProvider
+from producer.providers.stripe import StripeProvider
+
+NOW = 1_700_000_000
+BODY = b'{"event_id":"evt_1","event":"workspace_storage_file_added","workspace_id":"ws_1"}'
+
+
+def code_of(provider, body: bytes, headers: dict[str, str], now: float = NOW) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(SignatureError) as refused:
+        provider.verify(body, headers, now)
+    return refused.value.code
+
+
+# -- published vectors ------------------------------------------------------------------------
+
+
+def test_github_documentation_vector() -> None:
+    # docs.github.com "Validating webhook deliveries": this secret and payload give this digest.
+    provider = GithubProvider(("It's a Secret to Everybody",))
+    header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert provider.verify(b"Hello, World!", {"X-Hub-Signature-256": header}, NOW) == "github"
+    assert sign("github", b"Hello, World!", "It's a Secret to Everybody")["X-Hub-Signature-256"] == header
+
+
+def test_standard_webhooks_specification_vector() -> None:
+    # The Standard Webhooks specification's (and its reference libraries') published vector.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    headers = {
+        "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        "webhook-timestamp": "1614265330",
+        "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    }
+    body = b'{"test": 2432232314}'
+    assert StandardProvider((secret,)).verify(body, headers, 1614265330 + 10) == "standard"
+    signed = sign("standard", body, secret, msg_id="msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp=1614265330)
+    assert signed["webhook-signature"] == headers["webhook-signature"]
+
+
+def test_stripe_vector_computed_independently() -> None:
+    # Stripe publishes the scheme, not a vector: this digest was computed with
+    # `printf '1700000000.{"id":"evt_1"}' | openssl dgst -sha256 -hmac whsec_test`.
+    header = "t=1700000000,v1=c89214b5b5da833daed6f0b8c5bb6bd58cea9022bd80ccc78230f3942d632925"
+    assert sign("stripe", b'{"id":"evt_1"}', "whsec_test", timestamp=NOW)["Stripe-Signature"] == header
+    verifier = StripeProvider(("whsec_test",))
+    assert verifier.verify(b'{"id":"evt_1"}', {"Stripe-Signature": header}, NOW) == "stripe"
+
+
+# -- Fast.io: three forms ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["hex", "sha256", "timestamped"])
+def test_fastio_accepts_each_form_in_auto_mode(form: str) -> None:
+    headers = sign("fastio", BODY, "s3cret", form=form, timestamp=NOW)
+    assert FastioProvider(("s3cret",)).verify(BODY, headers, NOW) == form
+
+
+def test_fastio_forms_are_what_the_docs_describe() -> None:
+    digest = hmac.new(b"s3cret", BODY, hashlib.sha256)
+    assert sign("fastio", BODY, "s3cret", form="hex")["X-Fastio-Signature"] == digest.hexdigest()
+    assert sign("fastio", BODY, "s3cret", form="sha256")["Fastio-Signature"] == "sha256=" + digest.hexdigest()
+    timed = hmac.new(b"s3cret", f"{NOW}.".encode() + BODY, hashlib.sha256).digest()
+    expected = f"t={NOW},v1={base64.b64encode(timed).decode()}"
+    assert sign("fastio", BODY, "s3cret", form="timestamped", timestamp=NOW)["Fastio-Signature"] == expected
+
+
+def test_fastio_sha256_form_may_come_in_the_x_header_too() -> None:
+    value = sign("fastio", BODY, "s3cret", form="sha256")["Fastio-Signature"]
+    assert FastioProvider(("s3cret",)).verify(BODY, {"X-Fastio-Signature": value}, NOW) == "sha256"
+
+
+def test_fastio_hex_is_case_insensitive() -> None:
+    value = sign("fastio", BODY, "s3cret", form="hex")["X-Fastio-Signature"].upper()
+    assert FastioProvider(("s3cret",)).verify(BODY, {"X-Fastio-Signature": value}, NOW) == "hex"
+
+
+@pytest.mark.parametrize("pinned", ["hex", "sha256", "timestamped"])
+def test_a_pinned_format_refuses_the_other_two(pinned: str) -> None:
+    provider = FastioProvider(("s3cret",), signature_format=pinned)
+    for form in ("hex", "sha256", "timestamped"):
+        headers = sign("fastio", BODY, "s3cret", form=form, timestamp=NOW)
+        if form == pinned:
+            assert provider.verify(BODY, headers, NOW) == form
+        else:
+            assert code_of(provider, BODY, headers) == "invalid_signature"
+
+
+def test_fastio_stale_timestamp_is_refused_with_its_reason() -> None:
+    provider = FastioProvider(("s3cret",), tolerance_s=300)
+    headers = sign("fastio", BODY, "s3cret", form="timestamped", timestamp=NOW - 301)
+    with pytest.raises(SignatureError, match="more than 300s") as refused:
+        provider.verify(BODY, headers, NOW)
+    assert refused.value.code == "stale_signature"
+    future = sign("fastio", BODY, "s3cret", form="timestamped", timestamp=NOW + 301)
+    assert code_of(provider, BODY, future) == "stale_signature"
+    within = sign("fastio", BODY, "s3cret", form="timestamped", timestamp=NOW - 299)
+    assert provider.verify(BODY, within, NOW) == "timestamped"
+
+
+def test_a_timestamp_moved_after_signing_does_not_verify() -> None:
+    value = sign("fastio", BODY, "s3cret", form="timestamped", timestamp=NOW)["Fastio-Signature"]
+    moved = value.replace(f"t={NOW}", f"t={NOW + 1}")
+    assert code_of(FastioProvider(("s3cret",)), BODY, {"Fastio-Signature": moved}) == "invalid_signature"
+
+
+# -- every provider: refusals and rotation -----------------------------------------------------
+
+PROVIDERS = {
+    "fastio": (FastioProvider, "s3cret"),
+    "github": (GithubProvider, "gh-secret"),
+    "stripe": (StripeProvider, "whsec_stripe"),
+    "standard": (StandardProvider, "whsec_" + base64.b64encode(b"k" * 32).decode()),
+}
+
+
+def _signed(name: str, body: bytes, secret: str) -> dict[str, str]:
+    options = {"timestamp": NOW} if name != "github" else {}
+    return sign(name, body, secret, **options)
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_round_trip(name: str) -> None:
+    cls, secret = PROVIDERS[name]
+    assert cls((secret,)).verify(BODY, _signed(name, BODY, secret), NOW)
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_missing_signature(name: str) -> None:
+    cls, secret = PROVIDERS[name]
+    assert code_of(cls((secret,)), BODY, {}) == "missing_signature"
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_wrong_secret_and_tampered_body(name: str) -> None:
+    cls, secret = PROVIDERS[name]
+    provider = cls((secret,))
+    other = "whsec_" + base64.b64encode(b"x" * 32).decode() if name == "standard" else "not-the-secret"
+    assert code_of(provider, BODY, _signed(name, BODY, other)) == "invalid_signature"
+    assert code_of(provider, BODY + b" ", _signed(name, BODY, secret)) == "invalid_signature"
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_every_configured_secret_is_accepted_during_rotation(name: str) -> None:
+    cls, secret = PROVIDERS[name]
+    old = "whsec_" + base64.b64encode(b"o" * 32).decode() if name == "standard" else "old-secret"
+    provider = cls((old, secret))
+    assert provider.verify(BODY, _signed(name, BODY, old), NOW)
+    assert provider.verify(BODY, _signed(name, BODY, secret), NOW)
+
+
+@pytest.mark.parametrize("name", ["stripe", "standard"])
+def test_timestamped_providers_refuse_stale_signatures(name: str) -> None:
+    cls, secret = PROVIDERS[name]
+    old = sign(name, BODY, secret, timestamp=NOW - 1000)
+    assert code_of(cls((secret,), tolerance_s=300), BODY, old) == "stale_signature"
+
+
+def test_stripe_accepts_any_of_several_v1_entries() -> None:
+    header = sign("stripe", BODY, "whsec_stripe", timestamp=NOW)["Stripe-Signature"]
+    t, v1 = header.split(",")
+    rolled = f"{t},v1={'0' * 64},{v1},v0=ignored"
+    assert StripeProvider(("whsec_stripe",)).verify(BODY, {"Stripe-Signature": rolled}, NOW) == "stripe"
+
+
+def test_standard_ignores_entries_of_other_versions() -> None:
+    _, secret = PROVIDERS["standard"]
+    headers = sign("standard", BODY, secret, msg_id="msg_1", timestamp=NOW)
+    headers["webhook-signature"] = "v1a,AAAA " + headers["webhook-signature"]
+    assert StandardProvider((secret,)).verify(BODY, headers, NOW) == "standard"
+    headers["webhook-signature"] = headers["webhook-signature"].replace("v1,", "v2,")
+    assert code_of(StandardProvider((secret,)), BODY, headers) == "invalid_signature"
+
+
+def test_a_malformed_standard_secret_is_a_config_error() -> None:
+    from hookstream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="whsec_"):
+        StandardProvider(("whsec_not base64!",))
+
+
+def test_non_ascii_signature_headers_are_refused_not_crashed() -> None:
+    assert code_of(GithubProvider(("s",)), BODY, {"X-Hub-Signature-256": "sha256=é"}) == "invalid_signature"
+
+
+def test_sign_rejects_an_unknown_provider() -> None:
+    with pytest.raises(ValueError, match="unknown provider"):
+        sign("gitlab", BODY, "s")
