@@ -68,7 +68,14 @@ def measured_step(ws: Workspace, server: Server, name: str, rate: int, seconds: 
         "broker": (ws.broker.cpu_seconds() - broker_cpu) / result.duration_s,
         "wrk": result.loadgen_cpu_s / result.duration_s,
     }
-    return {**result.as_dict(), "cores_busy": {k: round(v, 2) for k, v in cores.items()}}
+    per_request = {
+        k: round(1000 * v / result.acked_rps, 3) if result.acked_rps else None for k, v in cores.items()
+    }
+    return {
+        **result.as_dict(),
+        "cores_busy": {k: round(v, 2) for k, v in cores.items()},
+        "cpu_ms_per_acked_request": per_request,
+    }
 
 
 def measure_app(ws: Workspace, app: str, setting: WorkerSetting, steps: tuple[int, ...], step_s: float,

@@ -3,9 +3,10 @@
 py-spy samples every worker (`--subprocesses`) 100 times a second without touching the
 code, and writes collapsed stacks: `frame;frame;...;leaf count` per line. `--gil` keeps only
 the thread holding the GIL: a gthread worker runs Python on one thread at a time, so that is
-where its capacity goes (threads parked on a lock or in epoll would otherwise swamp the
-profile). From those we keep the functions that are on the CPU themselves (self) and the
-share of samples in which each part of the stack appears (inclusive).
+where its capacity goes; without it, 32 threads parked on locks, queues and epoll swamp the
+profile (py-spy does not reliably tell them idle here). `--nonblocking` leaves the workers
+running while they are read, so sampling does not slow what it measures. GIL samples come
+sparse on a busy box (a few hundred per run), so read the shares as +-5 points.
 """
 
 from __future__ import annotations
@@ -22,19 +23,23 @@ from bench.config import WorkerSetting
 from bench.ingest import Workspace, load
 from bench.servers import free_port, running
 
-# Parts of the stack worth telling apart, first match wins (checked against each frame).
-COMPONENTS = (
+# What a sample is charged to: the outermost frame (from the thread's root down) that belongs
+# to one of these parts; a sample in none of them goes to the deepest container it passed
+# through (the server's own HTTP handling, or the endpoint's own code), else to "other".
+PARTS = (
     ("kafka publish (produce + wait for ack)", "producer/publisher.py"),
     ("dedupe", "producer/dedupe.py"),
     ("avro envelope encode", "schemas/codec.py"),
     ("signature check", "producer/providers/"),
     ("metrics", "prometheus_client/"),
-    ("logging", "logging/"),
-    ("json", "json/"),
-    ("webhook endpoint (own code)", "producer/webhook.py"),
-    ("gunicorn (HTTP parse, socket I/O)", "gunicorn/"),
+    ("logging (one JSON line per request)", "logging/"),
+    ("json parse", "json/"),
     ("werkzeug", "werkzeug/"),
     ("flask", "flask/"),
+)
+CONTAINERS = (
+    ("gunicorn (HTTP parse, socket I/O, thread pool)", "gunicorn/"),
+    ("webhook endpoint (own code)", "producer/webhook.py"),
 )
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 
@@ -61,27 +66,41 @@ def _short(frame: str) -> str:
     return f"{match['func']} ({path})"
 
 
+def charge(frames: list[str]) -> str:
+    """The part of the code one sample is charged to (see PARTS)."""
+    container = "other"
+    for frame in frames:
+        for name, marker in PARTS:
+            if marker in frame:
+                return name
+        for name, marker in CONTAINERS:
+            if marker in frame:
+                container = name
+    return container
+
+
 def summarize(stacks: list[tuple[list[str], int]], top: int = 15) -> dict[str, Any]:
     total = sum(count for _, count in stacks) or 1
     self_time: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    components: Counter[str] = Counter()
+    parts: Counter[str] = Counter()
     for frames, count in stacks:
+        frames = [f for f in frames if not f.startswith("process ")]  # --subprocesses' root frame
+        if not frames:
+            continue
         self_time[_short(frames[-1])] += count
         for frame in {_short(f) for f in frames}:
             inclusive[frame] += count
-        for name, marker in COMPONENTS:
-            if any(marker in frame for frame in frames):
-                components[name] += count
+        parts[charge(frames)] += count
 
-    def share(counter: Counter[str]) -> list[dict[str, Any]]:
-        return [{"name": name, "pct": round(100 * n / total, 1)} for name, n in counter.most_common(top)]
+    def share(counter: Counter[str], limit: int | None = top) -> list[dict[str, Any]]:
+        return [{"name": name, "pct": round(100 * n / total, 1)} for name, n in counter.most_common(limit)]
 
     return {
         "samples": total,
+        "parts": share(parts, None),
         "self": share(self_time),
         "inclusive": share(inclusive),
-        "components": [{"name": n, "pct": round(100 * components[n] / total, 1)} for n, _ in COMPONENTS],
     }
 
 
@@ -96,8 +115,10 @@ def profile_producer(ws: Workspace, setting: WorkerSetting) -> dict[str, Any]:
     out = ws.tmp / "profile.txt"
     with running(server, ready_probe=ws.requests("profile-probe", 1)):
         assert server.process is not None
-        cmd = [py_spy, "record", "--pid", str(server.process.pid), "--subprocesses", "--gil", "--rate", "100",
-               "--duration", f"{int(seconds)}", "--format", "raw", "--output", str(out)]  # fmt: skip
+        cmd = [
+            py_spy, "record", "--pid", str(server.process.pid), "--subprocesses", "--gil", "--nonblocking",
+            "--rate", "100", "--duration", f"{int(seconds)}", "--format", "raw", "--output", str(out),
+        ]  # fmt: skip
         recorder = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         loaded: dict[str, Any] = {}
         loader = threading.Thread(

@@ -177,20 +177,21 @@ def markdown(report: dict[str, Any]) -> str:
         ],
     )
     out += ["## Ingest, step by step", ""]
-    header = (
-        "app workers offered acked/s p50_ms p95_ms p99_ms max_ms non-2xx socket_errors cores_app/broker/wrk"
-    )
+    header = "app workers offered acked/s p50_ms p95_ms p99_ms max_ms non-2xx socket_errors"
+    header += " cores_app/broker/wrk CPU_ms/req_app/broker"
     rows = []
     for name, app in report.get("apps", {}).items():
         if "error" in app:
-            rows.append([name, app.get("setting"), "failed: " + app["error"], *[None] * 8])
+            rows.append([name, app.get("setting"), "failed: " + app["error"], *[None] * 9])
             continue
         for s in app["steps"]:
-            lat, cores = s["latency_ms"], s.get("cores_busy", {})
+            lat, cores, cost = s["latency_ms"], s.get("cores_busy", {}), s.get("cpu_ms_per_acked_request", {})
             busy = "/".join(_fmt(cores.get(k)) for k in ("app", "broker", "wrk"))
+            per_request = "/".join(_fmt(cost.get(k)) for k in ("app", "broker"))
             offered = s["offered_rps"] or STEP_LABEL_OPEN
+            errors = s["socket_errors"] + s["timeouts"]
             rows.append([name, app["setting"], offered, s["acked_rps"], lat["p50"], lat["p95"], lat["p99"],
-                         lat["max"], s["non_2xx"], s["socket_errors"] + s["timeouts"], busy])  # fmt: skip
+                         lat["max"], s["non_2xx"], errors, busy, per_request])  # fmt: skip
     out += _table([h.replace("_", " ") for h in header.split()], rows)
     out += _sections(report)
     return "\n".join(out)
@@ -268,11 +269,15 @@ def _sections(report: dict[str, Any]) -> list[str]:
             [[name, ", ".join(str(v) for v in values)] for name, values in memory.items()],
         )
     prof = report.get("profile", {})
-    if prof.get("components"):
-        out += ["## Where the producer's time goes (py-spy, % of samples)", ""]
-        out += _table(
-            ["part of the stack (inclusive)", "%"], [[c["name"], c["pct"]] for c in prof["components"]]
-        )
+    if prof.get("parts"):
+        out += [
+            "## Where the producer's time goes (py-spy --gil, % of samples)",
+            "",
+            f"{prof['samples']} samples at {prof.get('acked_rps_while_sampled')} acked req/s. Each sample is "
+            "charged to the outermost part of the code it was in (see bench/profile.py).",
+            "",
+        ]
+        out += _table(["part of the code", "%"], [[c["name"], c["pct"]] for c in prof["parts"]])
         out += _table(["function (self)", "%"], [[c["name"], c["pct"]] for c in prof["self"]])
     failures = report.get("failures", {})
     if failures:

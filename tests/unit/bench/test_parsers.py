@@ -69,15 +69,21 @@ def test_producer_performance_summary_line() -> None:
         parse_perf_output("Exception in thread main\n")
 
 
-def test_profile_summary_splits_self_and_inclusive_time() -> None:
+def test_profile_charges_each_sample_to_the_outermost_part_it_was_in() -> None:
     stacks = parse_collapsed(
+        'process 7:"python producer";run (/v/site-packages/gunicorn/workers/gthread.py:1);'
         "handle (/work/main/producer/webhook.py:10);publish (/work/main/producer/publisher.py:70) 30\n"
-        "handle (/work/main/producer/webhook.py:10);emit (/usr/lib/python3.11/logging/__init__.py:1) 10\n"
+        "run (/v/site-packages/gunicorn/workers/gthread.py:1);handle (/work/main/producer/webhook.py:10);"
+        "emit (/usr/lib/python3.11/logging/__init__.py:1);dumps (/usr/lib/python3.11/json/__init__.py:2) 10\n"
+        "run (/v/site-packages/gunicorn/workers/gthread.py:1);recv (/usr/lib/python3.11/socket.py:3) 10\n"
     )
     summary = summarize(stacks)
-    assert summary["samples"] == 40
-    assert summary["self"][0] == {"name": "publish (producer/publisher.py)", "pct": 75.0}
-    components = {c["name"]: c["pct"] for c in summary["components"]}
-    assert components["kafka publish (produce + wait for ack)"] == 75.0
-    assert components["logging"] == 25.0
-    assert components["webhook endpoint (own code)"] == 100.0
+    assert summary["samples"] == 50
+    assert summary["self"][0] == {"name": "publish (producer/publisher.py)", "pct": 60.0}
+    parts = {p["name"]: p["pct"] for p in summary["parts"]}
+    assert parts == {
+        "kafka publish (produce + wait for ack)": 60.0,
+        "logging (one JSON line per request)": 20.0,  # its JSON encoding is logging's cost, not "json"
+        "gunicorn (HTTP parse, socket I/O, thread pool)": 20.0,
+    }
+    assert not any(entry["name"].startswith("process ") for entry in summary["inclusive"])
