@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,10 +15,42 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import REGISTRY
 
+from consumers.handler import Handler, Record
 from consumers.runtime import Member
 from hookstream.kafka import ProducerConfig
 from hookstream.settings import Settings
 from schemas import codec
+
+
+class Recorder(Handler):
+    """Records every record it handled; `fail` decides which attempts raise."""
+
+    def __init__(
+        self,
+        fail: Callable[[Record], Exception | None] = lambda record: None,
+        delay_s: float = 0.0,
+        log: list[tuple[str, Record]] | None = None,
+        tag: str = "",
+    ) -> None:
+        self.fail = fail
+        self.delay_s = delay_s
+        self.log = log if log is not None else []
+        self.tag = tag
+        self.attempts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def handle(self, record: Record) -> None:
+        self.attempts[record.envelope.event_id] += 1
+        error = self.fail(record)
+        if error is not None:
+            raise error
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        with self._lock:
+            self.log.append((self.tag, record))
+
+    def handled(self) -> list[str]:
+        return [record.envelope.event_id for _, record in self.log]
 
 
 def fast(settings: Settings, **overrides: object) -> Settings:

@@ -3,22 +3,21 @@ going, retries in place, the circuit breaker, two members sharing a topic throug
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import replace
 
 from consumers import dlq
 from consumers.breaker import Breaker
 from consumers.dlq import DeadLetterPublisher, read_dead_letters
 from consumers.errors import CircuitOpenError, DeadLetterError, PermanentError, TransientError
-from consumers.handler import Handler, Record
+from consumers.handler import Record
 from consumers.retry import RetryPolicy
 from consumers.runtime import Member
 from hookstream.settings import Settings
 from schemas import codec
 from tests.integration.consumers.consumer_helpers import (
+    Recorder,
     Running,
     committed_and_ends,
     envelope,
@@ -29,37 +28,6 @@ from tests.integration.consumers.consumer_helpers import (
     unique,
     wait_until,
 )
-
-
-class Recorder(Handler):
-    """Records every record it handled; `fail` decides which attempts raise."""
-
-    def __init__(
-        self,
-        fail: Callable[[Record], Exception | None] = lambda record: None,
-        delay_s: float = 0.0,
-        log: list[tuple[str, Record]] | None = None,
-        tag: str = "",
-    ) -> None:
-        self.fail = fail
-        self.delay_s = delay_s
-        self.log = log if log is not None else []
-        self.tag = tag
-        self.attempts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def handle(self, record: Record) -> None:
-        self.attempts[record.envelope.event_id] += 1
-        error = self.fail(record)
-        if error is not None:
-            raise error
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        with self._lock:
-            self.log.append((self.tag, record))
-
-    def handled(self) -> list[str]:
-        return [record.envelope.event_id for _, record in self.log]
 
 
 def _processed(group: str) -> float:
