@@ -211,5 +211,6 @@ class WebhookEndpoint:
 
 
 def _too_large(detail: str) -> Rejection:
-    # Close the connection: the rest of the body is not worth reading just to reuse it.
-    return Rejection(413, "body_too_large", detail, headers=[("Connection", "close")])
+    # The unread rest of the body never reaches the app; gunicorn discards it before the
+    # connection's next request (a proxy's own body limit stops it earlier still).
+    return Rejection(413, "body_too_large", detail)

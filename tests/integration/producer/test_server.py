@@ -1,0 +1,150 @@
+"""`hookstream producer` for real: gunicorn with two workers, metrics merged across them,
+a chunked oversize upload cut off, and `hookstream send` as a new user would run it."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from hookstream.settings import Settings
+from producer.providers import sign
+from producer.samples import sample_event
+from tests.conftest import free_port_block
+from tests.integration.producer.conftest import read_records
+
+HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
+SECRET = "server-test-secret"
+MAX_BODY = 4096
+
+
+class Server:
+    def __init__(self, port: int, metrics_dir: Path, env: dict[str, str]) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.metrics_dir = metrics_dir
+        self.env = env
+
+    def get(self, path: str) -> tuple[int, str]:
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return response.status, response.read().decode()
+
+    def post(self, body: bytes) -> int:
+        request = urllib.request.Request(
+            self.url + "/webhooks/fastio", data=body, headers=sign("fastio", body, SECRET), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+
+
+@pytest.fixture
+def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
+    port = free_port_block(1)
+    metrics_dir = tmp_path / "metrics"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "HOOKSTREAM_TOPIC": settings.topic,
+        "FASTIO_WEBHOOK_SECRET": SECRET,
+        "HOOKSTREAM_MAX_BODY_BYTES": str(MAX_BODY),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    log = (tmp_path / "producer.log").open("wb")
+    process = subprocess.Popen(
+        [HOOKSTREAM, "producer", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(port, metrics_dir, env)
+    try:
+        for _ in range(60):
+            try:
+                if server.get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError((tmp_path / "producer.log").read_text())
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, (tmp_path / "producer.log").read_text()
+        log.close()
+
+
+def scraped_total(text: str) -> float:
+    match = re.search(r'^hookstream_http_requests_total\{provider="fastio",status="200"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_metrics_are_merged_across_two_workers(server: Server, settings: Settings) -> None:
+    sent = 60
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(lambda _: server.post(sample_event("fastio")), range(sent)))
+    assert statuses == [200] * sent
+    # Both workers served some of them: each writes its own files...
+    writers = {path.stem.rsplit("_", 1)[-1] for path in server.metrics_dir.glob("counter_*.db")}
+    assert len(writers) == 2, writers
+    # ...and whichever worker answers a scrape reports the sum.
+    for _ in range(6):
+        status, text = server.get("/metrics")
+        assert status == 200
+        assert scraped_total(text) == sent
+        assert "hookstream_http_requests_in_flight" in text
+    assert len(read_records(settings, sent)) == sent
+
+
+def test_a_chunked_upload_past_the_limit_is_cut_off_with_413(server: Server) -> None:
+    connection = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=10)
+    chunks = (b"x" * 1024 for _ in range(MAX_BODY // 1024 + 4))
+    connection.request(
+        "POST",
+        "/webhooks/fastio",
+        body=chunks,
+        headers={"Content-Type": "application/json", **sign("fastio", b"", SECRET)},
+        encode_chunked=True,
+    )
+    response = connection.getresponse()
+    assert response.status == 413
+    assert b'"body_too_large"' in response.read()
+    connection.close()
+    assert server.get("/healthz")[0] == 200  # the worker discarded the rest and carries on
+
+
+def test_hookstream_send_signs_with_the_configured_secret(server: Server, settings: Settings) -> None:
+    result = subprocess.run(
+        [HOOKSTREAM, "send", "--url", f"{server.url}/webhook/fastio", "--format", "timestamped", "--count=2"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith('200 {"status": "accepted"') for line in lines)
+    assert len(read_records(settings, 2)) == 2
+
+
+def test_hookstream_send_reports_a_refusal_with_a_non_zero_exit(server: Server, tmp_path: Path) -> None:
+    payload = tmp_path / "incomplete.json"
+    payload.write_text('{"event_id": "evt_incomplete"}')
+    result = subprocess.run(
+        [HOOKSTREAM, "send", str(payload), "--url", server.url + "/webhooks/fastio"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout.startswith('422 {"error": "missing_fields"')
