@@ -59,6 +59,7 @@ class BenchConfig:
     e2e_rate: int
     e2e_s: float
     profile_s: float
+    endpoint_requests: int  # sequential in-process requests under cProfile
     out_dir: Path
 
     @property
@@ -126,5 +127,6 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         e2e_rate=int(pick(None, "BENCH_E2E_RATE", "1000", "1000")),
         e2e_s=float(pick(None, "BENCH_E2E_S", "20", "5")),
         profile_s=float(pick(None, "BENCH_PROFILE_S", "15", "5")),
+        endpoint_requests=int(pick(None, "BENCH_ENDPOINT_REQUESTS", "3000", "1000")),
         out_dir=args.out or Path(pick(None, "BENCH_OUT", "docs/benchmarks", "build/bench")),
     )

@@ -11,9 +11,11 @@ sparse on a busy box (a few hundred per run), so read the shares as +-5 points.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from collections import Counter
 from typing import Any
@@ -136,3 +138,16 @@ def profile_producer(ws: Workspace, setting: WorkerSetting) -> dict[str, Any]:
         "collapsed_stacks": "profile-hookstream.txt",
         **summarize(parse_collapsed(out.read_text())),
     }
+
+
+def profile_endpoint(ws: Workspace, count: int) -> dict[str, Any]:
+    """`bench.endpoint_profile` in its own process against the run's broker."""
+    topic = ws.broker.create_topic("bench-endpoint-profile")
+    metrics_dir, data_dir = ws.tmp / "endpoint-metrics", ws.tmp / "data" / "endpoint-profile"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "bench.endpoint_profile", ws.broker.bootstrap, topic, str(count),
+           str(metrics_dir), str(data_dir)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, cwd=launch.REPO)
+    if done.returncode != 0:
+        raise RuntimeError(f"endpoint profile failed: {done.stderr.strip()[-400:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))

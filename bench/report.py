@@ -279,6 +279,18 @@ def _sections(report: dict[str, Any]) -> list[str]:
         ]
         out += _table(["part of the code", "%"], [[c["name"], c["pct"]] for c in prof["parts"]])
         out += _table(["function (self)", "%"], [[c["name"], c["pct"]] for c in prof["self"]])
+    endpoint = prof.get("endpoint", {})
+    if endpoint.get("top_own_time"):
+        out += [
+            "### The request thread's own CPU, in-process under cProfile (no HTTP server)",
+            "",
+            f"{endpoint['requests']} sequential requests, {endpoint['wall_ms_per_request']} ms wall each "
+            f"(mostly the ack wait), {endpoint['profiled_cpu_ms_per_request']} ms CPU each under cProfile.",
+            "",
+        ]
+        for title, key in (("file", "own_time_by_file"), ("function", "top_own_time")):
+            rows = [[t["name"], t["pct"]] for t in endpoint.get(key, [])]
+            out += _table([f"{title} (own time, waits excluded)", "%"], rows)
     failures = report.get("failures", {})
     if failures:
         out += ["## Stages that failed", ""] + [f"- {stage}: {err}" for stage, err in failures.items()] + [""]

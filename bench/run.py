@@ -21,7 +21,7 @@ from bench import groups, launch, machine, report, wrk
 from bench.broker import BenchBroker, producer_performance
 from bench.config import BenchConfig, WorkerSetting, load_config
 from bench.ingest import Workspace, measure_app
-from bench.profile import profile_producer
+from bench.profile import profile_endpoint, profile_producer
 from hookstream.localkafka import java_binary
 
 T = TypeVar("T")
@@ -156,6 +156,8 @@ def _execute(cfg: BenchConfig, run: Run, results: dict[str, Any]) -> None:
         results["end_to_end"] = run.stage("end to end", partial(groups.end_to_end, run.ws, setting)) or {}
     if "profile" in cfg.stages:
         results["profile"] = run.stage("profile", partial(profile_producer, run.ws, setting)) or {}
+        endpoint = partial(profile_endpoint, run.ws, cfg.endpoint_requests)
+        results["profile"]["endpoint"] = run.stage("endpoint profile", endpoint) or {}
 
 
 def main(argv: list[str] | None = None) -> int:
