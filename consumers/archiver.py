@@ -94,7 +94,8 @@ def scan_file(path: Path, reader_schema: dict[str, Any] | None = _POSITION_READE
             blocks = fastavro.block_reader(fo, reader_schema)
             scan.whole_bytes = fo.tell()
             for block in blocks:
-                scan.positions.extend((r["kafka_partition"], r["kafka_offset"]) for r in block)
+                records: Iterator[dict[str, Any]] = iter(block)  # type: ignore[arg-type]
+                scan.positions.extend((r["kafka_partition"], r["kafka_offset"]) for r in records)
                 scan.whole_bytes = fo.tell()
         except Exception as exc:  # fastavro raises many types for a cut-short file
             scan.error = f"{type(exc).__name__}: {exc}"

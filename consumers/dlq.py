@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 
+from consumers import messages
 from consumers.errors import ConsumerError, DeadLetterError
+from consumers.messages import Headers
 from hookstream.kafka import ProducerConfig
 from hookstream.settings import Settings
 
@@ -37,7 +39,6 @@ REPLAY_SOURCE = "hookstream.replay.source"
 
 _OWN_PREFIXES = ("dlq.", "hookstream.replay.")
 _MAX_ERROR_MESSAGE = 500
-Headers = list[tuple[str, bytes]]
 
 
 def dead_letter_headers(
@@ -48,10 +49,11 @@ def dead_letter_headers(
     if len(message) > _MAX_ERROR_MESSAGE:
         message = message[: _MAX_ERROR_MESSAGE - 3] + "..."
     failed_at = (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
+    topic, partition, offset = messages.position(msg)
     own = {
-        ORIGINAL_TOPIC: msg.topic(),
-        ORIGINAL_PARTITION: str(msg.partition()),
-        ORIGINAL_OFFSET: str(msg.offset()),
+        ORIGINAL_TOPIC: topic,
+        ORIGINAL_PARTITION: str(partition),
+        ORIGINAL_OFFSET: str(offset),
         ORIGINAL_TIMESTAMP: str(msg.timestamp()[1]),
         GROUP: group,
         REASON: reason,
@@ -60,12 +62,12 @@ def dead_letter_headers(
         ATTEMPTS: str(attempts),
         FAILED_AT: failed_at,
     }
-    return original_headers(msg.headers()) + [(k, v.encode()) for k, v in own.items()]
+    return original_headers(messages.headers(msg)) + [(k, v.encode()) for k, v in own.items()]
 
 
-def original_headers(headers: list[tuple[str, bytes | None]] | None) -> Headers:
+def original_headers(headers: Headers) -> Headers:
     """Headers as the sender's side wrote them: without our dlq.* and replay headers."""
-    return [(k, v or b"") for k, v in headers or () if not k.startswith(_OWN_PREFIXES)]
+    return [(k, v) for k, v in headers if not k.startswith(_OWN_PREFIXES)]
 
 
 class DeadLetterPublisher:
@@ -91,7 +93,7 @@ class DeadLetterPublisher:
             self._settings.dlq_topic,
             value=msg.value(),
             key=msg.key(),
-            headers=dead_letter_headers(msg, self._group, error, attempts, reason),
+            headers=dead_letter_headers(msg, self._group, error, attempts, reason),  # type: ignore[arg-type]
             on_delivery=lambda err, _msg: outcome.append(err),
         )
         producer.flush(self._ack_timeout_s)
@@ -172,8 +174,8 @@ def _reader(settings: Settings) -> Consumer:
 
 
 def _from_message(msg: Message) -> DeadLetter:
-    headers = [(k, v or b"") for k, v in msg.headers() or ()]
-    return DeadLetter(msg.partition(), msg.offset(), msg.key(), msg.value(), headers)
+    _, partition, offset = messages.position(msg)
+    return DeadLetter(partition, offset, msg.key(), msg.value(), messages.headers(msg))
 
 
 def _partitions(consumer: Consumer, settings: Settings) -> list[int]:
@@ -215,9 +217,10 @@ def read_dead_letters(settings: Settings, stall_timeout_s: float = 15.0) -> Iter
             for msg in batch:
                 if msg.error() is not None:
                     raise ConsumerError(f"reading {settings.dlq_topic}: {msg.error()}")
-                by_partition[msg.partition()].append(_from_message(msg))
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    remaining.discard(msg.partition())
+                letter = _from_message(msg)
+                by_partition[letter.partition].append(letter)
+                if letter.offset + 1 >= ends[letter.partition]:
+                    remaining.discard(letter.partition)
         for partition in sorted(by_partition):
             yield from by_partition[partition]
     finally:

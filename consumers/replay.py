@@ -166,7 +166,7 @@ def _produce(settings: Settings, letters: list[DeadLetter], timeout_s: float = 6
             settings.topic,
             value=letter.value,
             key=letter.key,
-            headers=replay_headers(letter, settings.dlq_topic),
+            headers=replay_headers(letter, settings.dlq_topic),  # type: ignore[arg-type]
             on_delivery=on_delivery(letter),
         )
         producer.poll(0)

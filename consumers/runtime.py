@@ -22,6 +22,7 @@ from itertools import chain
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumers import messages
 from consumers.breaker import Breaker
 from consumers.dlq import REPLAY_GROUP, DeadLetterPublisher
 from consumers.errors import CircuitOpenError, FlushError, is_transient
@@ -77,6 +78,7 @@ class Member:
         self._retry = retry or RetryPolicy.from_settings(settings)
         self._breaker = breaker or Breaker.from_settings(settings)
         self._dlq = dead_letters or DeadLetterPublisher(settings, group)
+        self._replay_address = group.encode()
         self.metrics = MemberMetrics(group)
         self._config = ConsumerConfig.from_settings(
             settings,
@@ -179,14 +181,15 @@ class Member:
             if msg.error() is not None:
                 self._on_message_error(msg)
                 continue
-            key = (msg.topic(), msg.partition())
+            topic, partition, offset = messages.position(msg)
+            key = (topic, partition)
             if key in self._gone:
                 continue
             try:
-                self._process(msg)
+                self._process(msg, topic, partition, offset)
             except _PartitionGone:
                 continue
-            self._pending[key] = msg.offset() + 1
+            self._pending[key] = offset + 1
             if self._breaker.is_open:
                 raise CircuitOpenError(
                     f"group {self.group} stopped by its circuit breaker: {self._breaker.describe()}; "
@@ -199,9 +202,8 @@ class Member:
         self._flush_and_store()
         self._resume()
 
-    def _process(self, msg: Message) -> None:
-        headers = msg.headers()
-        if headers and self._addressed_elsewhere(headers):
+    def _process(self, msg: Message, topic: str, partition: int, offset: int) -> None:
+        if self._addressed_elsewhere(msg):
             self.metrics.processed.inc()
             return
         try:
@@ -209,7 +211,7 @@ class Member:
         except SchemaError as exc:
             self._dead_letter(msg, exc, attempts=0, reason="poison")
             return
-        record = Record(envelope, msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1])
+        record = Record(envelope, topic, partition, offset, msg.timestamp()[1])
         started = time.perf_counter()
         attempts, error = self._handle(record)
         self.metrics.processing.observe(time.perf_counter() - started)
@@ -221,11 +223,14 @@ class Member:
             reason = "retries_exhausted" if is_transient(error) else "permanent"
             self._dead_letter(msg, error, attempts, reason)
 
-    def _addressed_elsewhere(self, headers: list[tuple[str, bytes]]) -> bool:
+    def _addressed_elsewhere(self, msg: Message) -> bool:
         """A replayed DLQ record is for the one group that failed it; the others skip it."""
+        headers = msg.headers()
+        if not isinstance(headers, list):  # None without headers; never a dict when consumed
+            return False
         for name, value in headers:
             if name == REPLAY_GROUP:
-                return value.decode() != self.group
+                return value != self._replay_address
         return False
 
     def _handle(self, record: Record) -> tuple[int, Exception | None]:
@@ -343,7 +348,7 @@ class Member:
         self._last_poll = time.monotonic()
         if msg is not None and msg.error() is None:
             # A partition assigned mid-batch before it could be paused: read this record later.
-            consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+            consumer.seek(TopicPartition(*messages.position(msg)))
 
     def _resume(self) -> None:
         if self._paused and self._consumer is not None:
@@ -399,7 +404,7 @@ class Member:
 
     def _on_message_error(self, msg: Message) -> None:
         error = msg.error()
-        if error.code() == KafkaError._PARTITION_EOF:
+        if error is None or error.code() == KafkaError._PARTITION_EOF:
             return
         if error.fatal():
             raise KafkaException(error)
@@ -422,7 +427,8 @@ class Member:
         first: dict[TopicPartitionKey, tuple[int, int]] = {}
         for msg in batch:
             if msg.error() is None:
-                first.setdefault((msg.topic(), msg.partition()), (msg.offset(), msg.timestamp()[1]))
+                topic, partition, offset = messages.position(msg)
+                first.setdefault((topic, partition), (offset, msg.timestamp()[1]))
         for key, (_, produced_ms) in first.items():
             self._lag_seconds_hint[key] = produced_ms / 1000
         assignment = consumer.assignment()
@@ -434,9 +440,9 @@ class Member:
             next_offset = first[key][0] if key in first else resume.get(key, -1)
             if high < 0 or next_offset < 0:
                 continue  # nothing fetched for it yet: no honest number to report
-            messages = max(0, high - next_offset)
-            seconds = max(0.0, wall - self._lag_seconds_hint.get(key, wall)) if messages else 0.0
-            self.metrics.set_lag(tp.topic, tp.partition, messages, seconds)
+            behind = max(0, high - next_offset)
+            seconds = max(0.0, wall - self._lag_seconds_hint.get(key, wall)) if behind else 0.0
+            self.metrics.set_lag(tp.topic, tp.partition, behind, seconds)
 
     def _resume_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartitionKey, int]:
         """Where processing continues in each of `partitions` (none has a record in hand)."""

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -102,7 +102,7 @@ class Sent:
         self.positions: dict[bytes, tuple[int, int]] = {}  # value -> (partition, offset)
 
 
-def produce(settings: Settings, items: list[codec.Envelope | tuple[bytes, bytes]]) -> Sent:
+def produce(settings: Settings, items: Sequence[codec.Envelope | tuple[bytes, bytes]]) -> Sent:
     """Write envelopes (keyed by workspace, with their headers) or raw (key, value) pairs."""
     producer = Producer(ProducerConfig.from_settings(settings).as_librdkafka())
     sent = Sent()
