@@ -7,6 +7,7 @@ pipeline of real processes per scenario.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ from tests.faults.harness.receiver import NotificationReceiver
 from tests.faults.harness.webhooks import SigningKeys
 
 PARTITIONS = 6
+# Each scenario's processes keep their logs and data here until the next session, for a post-mortem.
+WORK_DIR = Path(__file__).resolve().parents[2] / "build" / "faults" / "work"
 _LEDGER = pytest.StashKey[Ledger]()
 _EVIDENCE = pytest.StashKey[LogEvidence]()
 
@@ -54,6 +57,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     terminalreporter.section("fault ledger")
     terminalreporter.write_line(ledger.table())
     terminalreporter.write_line(f"(appended to {ledger.path})")
+
+
+@pytest.fixture(scope="session")
+def work_dir() -> Path:
+    shutil.rmtree(WORK_DIR, ignore_errors=True)
+    WORK_DIR.mkdir(parents=True)
+    return WORK_DIR
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +129,8 @@ def make_pipeline(
     keys: SigningKeys,
     receiver: NotificationReceiver,
     evidence: LogEvidence,
-    tmp_path: Path,
+    work_dir: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[PipelineFactory]:
     """Builds this test's pipeline (processes are started by the test); stops it afterwards."""
     built: list[Pipeline] = []
@@ -132,7 +143,7 @@ def make_pipeline(
             **extra_env,
         }
         pipeline = Pipeline(
-            tmp_path / f"pipeline-{len(built)}",
+            work_dir / f"{request.node.name}-{len(built)}",
             healthy_cluster.bootstrap_servers,
             topics[0],
             topics[1],

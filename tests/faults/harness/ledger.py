@@ -1,9 +1,10 @@
 """The ledger: per scenario, what was sent, what was promised (2xx), and where it ended up.
 
 An event answered 2xx is *lost* when Kafka does not hold it, or when some group neither
-holds its effect nor dead-lettered it. It is *duplicated* when some group holds its effect
-more than once. Both must be 0. Rows are appended to `build/faults/ledger.jsonl` (one run
-after another, so a run can be compared with the last) and printed as a table.
+holds its effect nor dead-lettered it. Any event the suite sent (2xx or not: a 503'd record
+may land after all) is *duplicated* when some group holds its effect more than once. Both
+must be 0. Rows are appended to `build/faults/ledger.jsonl` (one run after another, so a run
+can be compared with the last) and printed as a table.
 """
 
 from __future__ import annotations

@@ -182,6 +182,16 @@ class Pipeline:
         )
         return proc.start()
 
+    def cli(self, *args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """Run `hookstream <args>` with this pipeline's settings; its output is captured (and
+        kept with the logs, for scenario 6)."""
+        argv = [HOOKSTREAM, *args]
+        result = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=timeout_s)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / "cli.log").open("a") as out:
+            out.write(f"--- {' '.join(argv)} -> {result.returncode}\n{result.stdout}{result.stderr}")
+        return result
+
     def members(self, group: str) -> list[Proc]:
         return [p for p in self.procs if p.name.startswith(f"{group}-")]
 

@@ -2,6 +2,12 @@
 
 Runs on loopback in a thread. `status_for` decides the answer per request, so a scenario can
 play a destination that rejects everything (a bad deploy) and then recovers.
+
+It behaves as a receiver honouring `Idempotency-Key` would: a repeat carrying the key of a
+notification already accepted is no second notification. Exactly once over HTTP is impossible
+when the sender can die between the receiver's 200 and its own record of it, so the notifier
+promises at least once plus that key; the raw repeats are still counted (`raw_repeats`) and
+a repeat without the key, or with another key, is a duplicate.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +27,10 @@ _EVENT_ID = re.compile(rb"(?:evt-[0-9a-f]{32}|evt_[0-9a-f]{32}|msg_[0-9a-f]{32})
 
 class NotificationReceiver:
     def __init__(self) -> None:
-        self.bodies: list[bytes] = []
+        self.accepted: list[tuple[str | None, bytes]] = []  # (Idempotency-Key, body)
         self.rejected: list[bytes] = []
         self.status_for: Callable[[bytes], int] = lambda body: 200
+        self.delay_s = 0.0  # a slow destination keeps the notifier's batches open longer
         self._lock = threading.Lock()
         receiver = self
 
@@ -31,8 +39,14 @@ class NotificationReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 status = receiver.status_for(body)
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
+                key = self.headers.get("Idempotency-Key")
                 with receiver._lock:
-                    (receiver.bodies if status < 300 else receiver.rejected).append(body)
+                    if status < 300:
+                        receiver.accepted.append((key, body))
+                    else:
+                        receiver.rejected.append(body)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -57,15 +71,31 @@ class NotificationReceiver:
         self._server.shutdown()
         self._server.server_close()
 
-    def event_ids(self) -> Counter[str]:
-        """How many accepted notifications name each event id."""
+    def event_ids(self, honour_keys: bool = True) -> Counter[str]:
+        """Accepted notifications naming each event id; with `honour_keys`, repeats of one
+        Idempotency-Key count once (only a member killed mid-request may cause those)."""
         with self._lock:
-            bodies = list(self.bodies)
+            accepted = list(self.accepted)
         counts: Counter[str] = Counter()
-        for body in bodies:
+        seen_keys: set[str] = set()
+        for key, body in accepted:
+            if honour_keys and key is not None:
+                if key in seen_keys:
+                    continue
+                seen_keys.add(key)
             counts.update({m.decode() for m in _EVENT_ID.findall(body)})
         return counts
 
+    def raw_repeats(self) -> int:
+        """Accepted requests that repeated an Idempotency-Key already accepted."""
+        with self._lock:
+            keys = [key for key, _ in self.accepted if key is not None]
+        return len(keys) - len(set(keys))
+
+    def keys_missing(self) -> int:
+        with self._lock:
+            return sum(1 for key, _ in self.accepted if key is None)
+
     def json_bodies(self) -> list[Any]:
         with self._lock:
-            return [json.loads(b) for b in self.bodies]
+            return [json.loads(body) for _, body in self.accepted]

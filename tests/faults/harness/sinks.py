@@ -47,9 +47,11 @@ def archive_records(data_dir: Path, topic: str) -> Counter[str]:
     return counts
 
 
-def effects(data_dir: Path, topic: str, receiver: NotificationReceiver) -> dict[str, Counter[str]]:
+def effects(
+    data_dir: Path, topic: str, receiver: NotificationReceiver, members_killed: bool = False
+) -> dict[str, Counter[str]]:
     return {
         "indexer": index_rows(data_dir),
-        "notifier": receiver.event_ids(),
+        "notifier": receiver.event_ids(honour_keys=members_killed),
         "archiver": archive_records(data_dir, topic),
     }

@@ -1,0 +1,186 @@
+"""Scenario 5, hostile HTTP over real sockets against the producer under gunicorn: slow clients
+(slowloris-style, bounded, loopback) must not starve the workers; oversize bodies are 413
+whether announced or not; malformed framing is never a 500 or a 2xx; concurrent duplicate
+deliveries of one event_id, and the copies a 503-then-retry leaves in Kafka, yield one
+record in each group's sink.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from confluent_kafka import Producer
+
+from hookstream.localkafka import LocalCluster
+from schemas.codec import Envelope, encode, utc_now
+from tests.faults.conftest import PipelineFactory
+from tests.faults.harness import rawhttp
+from tests.faults.harness.accounting import close_books
+from tests.faults.harness.ledger import Ledger
+from tests.faults.harness.load import Attempt, post, wait_for_status
+from tests.faults.harness.logscan import LogEvidence
+from tests.faults.harness.processes import Pipeline, Proc
+from tests.faults.harness.receiver import NotificationReceiver
+from tests.faults.harness.sinks import GROUPS
+from tests.faults.harness.webhooks import SigningKeys, Webhook, fastio_payload, fastio_webhook
+
+pytestmark = [pytest.mark.faults, pytest.mark.faults_smoke, pytest.mark.timeout(300)]
+
+MAX_BODY = 64 * 1024
+SLOW_CLIENTS = 100  # more than the producer's 2 workers x 32 threads
+SLOW_SECONDS = 20.0
+
+
+@pytest.fixture
+def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
+    return make_pipeline(HOOKSTREAM_MAX_BODY_BYTES=str(MAX_BODY))
+
+
+@pytest.fixture
+def producer(pipeline: Pipeline) -> Proc:
+    proc = pipeline.producer(workers=2)
+    wait_for_status(proc.base_url + "/readyz")
+    return proc
+
+
+def test_slow_clients_do_not_starve_the_workers(
+    producer: Proc, keys: SigningKeys, evidence: LogEvidence
+) -> None:
+    slow = rawhttp.SlowClients(producer.base_url, "/webhooks/fastio", SLOW_CLIENTS, SLOW_SECONDS).open()
+    trickler = threading.Thread(target=slow.trickle, daemon=True)
+    trickler.start()
+    answers: list[Attempt] = []
+    hooks: list[Webhook] = []
+    try:
+        time.sleep(3)  # every slow connection is in by now
+        with requests.Session() as session:
+            while trickler.is_alive() and len(answers) < 20:
+                hooks.append(fastio_webhook(keys.fastio, len(hooks)))
+                answers.append(post(session, producer.base_url, hooks[-1], timeout_s=10))
+                time.sleep(0.5)
+        still_slow = len(slow.socks)
+    finally:
+        trickler.join()
+        slow.close()
+    evidence.sent(hooks)
+    assert answers, "no request was made while the slow clients held their connections"
+    assert still_slow > SLOW_CLIENTS // 2, "the slow clients were gone before the check: it proved nothing"
+    starved = [a for a in answers if a.status != 200]
+    assert not starved, (
+        f"{len(starved)}/{len(answers)} requests starved by {still_slow} slow clients: {starved[:3]}"
+    )
+
+
+def test_oversize_bodies_over_a_socket_are_413(producer: Proc, keys: SigningKeys) -> None:
+    hook = fastio_webhook(keys.fastio)
+    headers = {k: v for k, v in hook.request.headers.items()}
+    # Announced: the producer answers from the headers, without waiting for a body never sent.
+    announced = rawhttp.request_head(hook.request.path, {**headers, "Content-Length": str(MAX_BODY * 20)})
+    assert rawhttp.exchange(producer.base_url, announced) == 413
+    # Chunked: refused once the body read so far passes the limit.
+    chunk = b"x" * 8192
+    body = (
+        b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(MAX_BODY // len(chunk) + 4))
+        + b"0\r\n\r\n"
+    )
+    chunked = rawhttp.request_head(hook.request.path, {**headers, "Transfer-Encoding": "chunked"})
+    assert rawhttp.exchange(producer.base_url, chunked + body) == 413
+
+
+MALFORMED_FRAMING = {
+    "superscript length": [("Content-Length", "\xb2")],
+    "negative length": [("Content-Length", "-1")],
+    "float length": [("Content-Length", "1e3")],
+    "plus length": [("Content-Length", "+5")],
+    "hex length": [("Content-Length", "0x10")],
+    "huge length": [("Content-Length", "9" * 30)],
+    "two lengths": [("Content-Length", "5"), ("Content-Length", "6")],
+    "length and chunked": [("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+    "unknown coding": [("Transfer-Encoding", "gzip")],
+    "bad chunk size": [("Transfer-Encoding", "chunked")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_FRAMING))
+def test_malformed_framing_is_never_a_500_or_a_2xx(producer: Proc, keys: SigningKeys, case: str) -> None:
+    hook = fastio_webhook(keys.fastio)
+    headers = {k: v for k, v in hook.request.headers.items() if k != "Content-Length"}
+    body = b"zz\r\n" + hook.request.body if case == "bad chunk size" else hook.request.body
+    raw = rawhttp.request_head(hook.request.path, headers, MALFORMED_FRAMING[case]) + body
+    status = rawhttp.exchange(producer.base_url, raw)
+    assert status is None or (status != 500 and not 200 <= status < 300), status
+
+
+def _burst(url: str, hook: Webhook, copies: int) -> list[Attempt]:
+    """`copies` deliveries of one webhook released at the same instant."""
+    barrier = threading.Barrier(copies)
+    answers: list[Attempt] = []
+
+    def deliver() -> None:
+        with requests.Session() as session:
+            barrier.wait()
+            answers.append(post(session, url, hook, timeout_s=15))
+
+    threads = [threading.Thread(target=deliver) for _ in range(copies)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+@pytest.fixture
+def groups(pipeline: Pipeline) -> Iterator[list[Proc]]:
+    yield [pipeline.member(group) for group in GROUPS]
+
+
+def test_duplicate_deliveries_of_one_event_yield_one_record(
+    pipeline: Pipeline,
+    producer: Proc,
+    groups: list[Proc],
+    healthy_cluster: LocalCluster,
+    receiver: NotificationReceiver,
+    keys: SigningKeys,
+    ledger: Ledger,
+    evidence: LogEvidence,
+) -> None:
+    # Concurrent copies over HTTP: the producer's two workers may each take one.
+    hooks = [fastio_webhook(keys.fastio, n) for n in range(12)]
+    answers = [a for hook in hooks for a in _burst(producer.base_url, hook, copies=8)]
+    evidence.sent(hooks)
+    assert {a.status for a in answers} <= {200, 503}, {a.status for a in answers}
+    accepted = {a.event_id for a in answers if a.accepted}
+
+    # The copies a 503 leaves behind: the record landed after the deadline and the sender's
+    # retry was accepted, so Kafka holds the same envelope twice (the publisher documents this).
+    copied = [fastio_webhook(keys.fastio, n) for n in range(4)]
+    kafka = Producer({"bootstrap.servers": healthy_cluster.bootstrap_servers, "acks": "all"})
+    for hook in copied:
+        envelope = Envelope(
+            event_id=hook.event_id,
+            provider="fastio",
+            event_type="workspace_storage_file_added",
+            workspace_id="ws-0",
+            payload=fastio_payload(hook.event_id, hook.canary),
+            received_at=utc_now(),
+            object_id="obj-" + hook.event_id.removeprefix("evt-"),
+        )
+        for _ in range(2):
+            kafka.produce(pipeline.topic, encode(envelope), b"ws-0", headers=envelope.headers())
+    assert kafka.flush(30) == 0
+    evidence.sent(copied)
+
+    books = close_books(
+        "5-duplicate-deliveries",
+        pipeline,
+        receiver,
+        ledger,
+        {h.event_id for h in hooks + copied},
+        accepted | {h.event_id for h in copied},
+        notes={"http_answers": len(answers), "duplicate_true": sum(a.duplicate for a in answers)},
+    )
+    assert books.row.ok, books.explain()
