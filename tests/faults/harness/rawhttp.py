@@ -14,11 +14,14 @@ def address(base_url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 80
 
 
-def exchange(base_url: str, raw: bytes, timeout_s: float = 15.0) -> int | None:
-    """Send `raw` as is and return the response's status code (None: closed without one)."""
+def exchange(base_url: str, raw: bytes, timeout_s: float = 15.0, half_close: bool = False) -> int | None:
+    """Send `raw` as is and return the response's status code (None: closed without one).
+    `half_close`: then shut our side for writing, as a client that gave up mid-body does."""
     with socket.create_connection(address(base_url), timeout=timeout_s) as sock:
         with contextlib.suppress(OSError):  # the server may close before reading it all
             sock.sendall(raw)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
         data = b""
         try:
             while b"\r\n" not in data:
