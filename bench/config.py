@@ -61,6 +61,7 @@ class BenchConfig:
     profile_s: float
     endpoint_requests: int  # sequential in-process requests under cProfile
     out_dir: Path
+    hookstream_env: tuple[tuple[str, str], ...]  # extra variables for the producer, to try a tuning
 
     @property
     def steps(self) -> tuple[int, ...]:
@@ -82,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _csv(value: str | None) -> tuple[str, ...] | None:
     return tuple(part.strip() for part in value.split(",") if part.strip()) if value else None
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """`A=1 B=2` -> [("A", "1"), ("B", "2")]."""
+    pairs = [item.partition("=") for item in text.split()]
+    bad = [name for name, sep, _ in pairs if not sep or not name]
+    if bad:
+        raise SystemExit(f"bench: BENCH_HOOKSTREAM_ENV wants NAME=VALUE pairs separated by spaces, got {bad}")
+    return [(name, value) for name, _, value in pairs]
 
 
 def _check(names: tuple[str, ...], allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -122,11 +132,12 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         worker_setting=WorkerSetting.parse(chosen) if chosen else None,
         open_max_rps=int(pick(None, "BENCH_OPEN_MAX_RPS", "12000", "12000")),
         perf_records=int(pick(None, "BENCH_PERF_RECORDS", "1000000", "100000")),
-        prefill_events=int(pick(None, "BENCH_PREFILL", "200000", "20000")),
+        prefill_events=int(pick(None, "BENCH_PREFILL", "200000", "50000")),
         group_cap_s=float(pick(None, "BENCH_GROUP_CAP_S", "60", "15")),
         e2e_rate=int(pick(None, "BENCH_E2E_RATE", "1000", "1000")),
         e2e_s=float(pick(None, "BENCH_E2E_S", "20", "5")),
         profile_s=float(pick(None, "BENCH_PROFILE_S", "15", "5")),
         endpoint_requests=int(pick(None, "BENCH_ENDPOINT_REQUESTS", "3000", "1000")),
         out_dir=args.out or Path(pick(None, "BENCH_OUT", "docs/benchmarks", "build/bench")),
+        hookstream_env=tuple(_pairs(env.get("BENCH_HOOKSTREAM_ENV", ""))),
     )

@@ -77,8 +77,18 @@ def prefill(bootstrap: str, topic: str, count: int, prefix: str) -> float:
     return time.perf_counter() - started
 
 
-def raw_loop(bootstrap: str, topic: str, count: int) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "bench.rawloop", bootstrap, topic, "bench-rawloop", str(count)]
+def raw_loop(bootstrap: str, topic: str, count: int, decode: bool = False) -> dict[str, Any]:
+    group = "bench-rawloop-decode" if decode else "bench-rawloop"
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.rawloop",
+        bootstrap,
+        topic,
+        group,
+        str(count),
+        *(["decode"] if decode else []),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, cwd=launch.REPO)
     if done.returncode != 0:
         raise RuntimeError(f"raw poll loop failed: {done.stderr.strip()[-400:]}")
@@ -167,6 +177,7 @@ def end_to_end(ws: Workspace, setting: WorkerSetting) -> dict[str, Any]:
     indexer's own end-to-end histogram (webhook received -> indexed durably) over that time."""
     cfg = ws.cfg
     topic = ws.broker.create_topic("bench-e2e")
+    ws.broker.create_topic(f"{topic}-dlq")
     producer = launch.server("hookstream", free_port(), setting, ws.app_env(topic, "e2e"), ws.log_dir, "-e2e")
     probe = ws.requests("e2e-probe", 1)
     with running(producer, ready_probe=probe), running(consumer_server(ws, "indexer", topic)) as indexer:

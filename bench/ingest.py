@@ -83,7 +83,8 @@ def measure_app(ws: Workspace, app: str, setting: WorkerSetting, steps: tuple[in
     """Start `app`, warm it up, run every step against it, read its memory, stop it."""
     name = f"{app}{label}"
     topic = ws.broker.create_topic(f"bench-{name}") if app in launch.USES_KAFKA else f"bench-{name}"
-    server = launch.server(app, free_port(), setting, ws.app_env(topic, name), ws.log_dir, label)
+    env = {**ws.app_env(topic, name), **(dict(ws.cfg.hookstream_env) if app == "hookstream" else {})}
+    server = launch.server(app, free_port(), setting, env, ws.log_dir, label)
     probe = ws.requests(f"{name}-probe", 1)
     with running(server, ready_probe=probe):
         warmup = load(ws, server, f"{name}-warmup", WARMUP_RATE, ws.cfg.warmup_s)

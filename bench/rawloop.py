@@ -1,8 +1,10 @@
 """The upper bound for a Python consumer: a raw confluent-kafka poll loop over the same topic.
 
 Commit-after-processing stripped to the minimum: poll a batch, check each record's error,
-store its offset (auto-commit sends the stored ones), no decoding, no handler. Run as its own
-process, like a consumer group member: `python -m bench.rawloop BOOTSTRAP TOPIC GROUP COUNT`.
+store its offset (auto-commit sends the stored ones), no decoding, no handler. With `decode`
+it also decodes each Avro envelope, to show what the shared decoding costs before any handler.
+Run as its own process, like a group member:
+`python -m bench.rawloop BOOTSTRAP TOPIC GROUP COUNT [decode]`.
 Prints one JSON line: events, seconds from the first record to the COUNT-th, events/s, and
 the process's peak RSS.
 """
@@ -19,7 +21,11 @@ from confluent_kafka import Consumer, KafkaException
 BATCH = 500
 
 
-def consume(bootstrap: str, topic: str, group: str, count: int, timeout_s: float = 300.0) -> dict[str, float]:
+def consume(
+    bootstrap: str, topic: str, group: str, count: int, decode: bool = False, timeout_s: float = 300.0
+) -> dict[str, float]:
+    from schemas.codec import decode as decode_envelope
+
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -39,6 +45,8 @@ def consume(bootstrap: str, topic: str, group: str, count: int, timeout_s: float
                     raise KafkaException(msg.error())
                 if not seen:
                     first_at = time.perf_counter()
+                if decode:
+                    decode_envelope(msg.value())
                 consumer.store_offsets(msg)
                 seen += 1
         elapsed = time.perf_counter() - first_at
@@ -55,4 +63,4 @@ def consume(bootstrap: str, topic: str, group: str, count: int, timeout_s: float
 
 if __name__ == "__main__":
     bootstrap, topic, group, count = sys.argv[1:5]
-    print(json.dumps(consume(bootstrap, topic, group, int(count))))
+    print(json.dumps(consume(bootstrap, topic, group, int(count), decode=sys.argv[5:6] == ["decode"])))

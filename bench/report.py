@@ -240,7 +240,17 @@ def _sections(report: dict[str, Any]) -> list[str]:
             f"{consumers.get('prefill_events')} events pre-filled.",
             "",
         ]
-        rows = [["raw poll loop", raw.get("events_per_s"), 1.0, raw.get("peak_rss_mb"), None]]
+        decoding = consumers.get("raw_poll_loop_decoding", {})
+        rows = [
+            ["raw poll loop", raw.get("events_per_s"), 1.0, raw.get("peak_rss_mb"), None],
+            [
+                "raw poll loop + Avro decode",
+                decoding.get("events_per_s"),
+                None,
+                decoding.get("peak_rss_mb"),
+                None,
+            ],
+        ]
         rows += [
             [g, r.get("events_per_s"), r.get("fraction_of_raw"), r.get("peak_rss_mb"), r.get("dead_lettered")]
             for g, r in consumers.get("groups", {}).items()

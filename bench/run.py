@@ -96,9 +96,13 @@ class Run:
     def consumers(self) -> dict[str, Any]:
         count, bootstrap = self.cfg.prefill_events, self.ws.broker.bootstrap
         topic = self.ws.broker.create_topic("bench-consume")
+        self.ws.broker.create_topic(f"{topic}-dlq")  # where poison would go (app_env names it)
         fill_s = groups.prefill(bootstrap, topic, count, f"{self.ws.run_id}-prefill")
         raw = groups.raw_loop(bootstrap, topic, count)
-        self.log(f"raw poll loop: {raw['events_per_s']:.0f} events/s")
+        decoding = groups.raw_loop(bootstrap, topic, count, decode=True)
+        self.log(
+            f"raw poll loop: {raw['events_per_s']:.0f} events/s, {decoding['events_per_s']:.0f} decoding"
+        )
         measured: dict[str, Any] = {}
         for group in groups.GROUPS:
             result = self.stage(
@@ -112,6 +116,7 @@ class Run:
             "prefill_events": count,
             "prefill_s": round(fill_s, 1),
             "raw_poll_loop": raw,
+            "raw_poll_loop_decoding": decoding,
             "groups": measured,
         }
 

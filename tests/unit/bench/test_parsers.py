@@ -17,6 +17,13 @@ def test_quick_mode_from_the_environment_and_flags_win() -> None:
     assert not load_config([], {"BENCH_QUICK": "0"}).quick
 
 
+def test_producer_tuning_variables_are_name_value_pairs() -> None:
+    cfg = load_config([], {"BENCH_HOOKSTREAM_ENV": "HOOKSTREAM_KAFKA_LINGER_MS=10 A=b=c"})
+    assert cfg.hookstream_env == (("HOOKSTREAM_KAFKA_LINGER_MS", "10"), ("A", "b=c"))
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        load_config([], {"BENCH_HOOKSTREAM_ENV": "oops"})
+
+
 def test_unknown_stage_is_refused_in_one_line() -> None:
     with pytest.raises(SystemExit, match="unknown stage nope"):
         load_config(["--only", "ingest,nope"], {})
