@@ -8,7 +8,9 @@ process) the default registry is served.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -54,6 +56,22 @@ IN_FLIGHT = Gauge(
 DUPLICATES = Counter(
     "hookstream_duplicates_total", "Repeated event_ids answered without producing again.", ["provider"]
 )
+
+
+@cache
+def _requests(provider: str, status: int) -> Any:
+    return REQUESTS.labels(provider, str(status))
+
+
+@cache
+def _durations(provider: str) -> Any:
+    return REQUEST_DURATION.labels(provider)
+
+
+def observe_request(provider: str, status: int, seconds: float) -> None:
+    """Count one answered webhook and its latency (label children cached: this runs per request)."""
+    _requests(provider, status).inc()
+    _durations(provider).observe(seconds)
 
 
 def render(multiprocess_dir: Path | None) -> tuple[bytes, str]:
