@@ -29,12 +29,13 @@ class Claim(Enum):
 
 
 class _InFlight:
-    __slots__ = ("accepted", "done")
+    __slots__ = ("accepted", "copies", "done")
 
     def __init__(self) -> None:
         self.done = allocate_lock()
         self.done.acquire()
         self.accepted = False
+        self.copies = 0  # requests waiting on this one
 
 
 class Deduper:
@@ -60,6 +61,7 @@ class Deduper:
             if pending is None:
                 self._in_flight[key] = _InFlight()
                 return Claim.OWNER
+            pending.copies += 1
         if not pending.done.acquire(timeout=timeout_s):
             return Claim.FAILED
         pending.done.release()  # wake the next waiter, if any
@@ -76,6 +78,12 @@ class Deduper:
                 self._evict(now)
         pending.accepted = accepted
         pending.done.release()
+
+    def waiting(self, key: str) -> int:
+        """How many copies of `key` wait for the one in flight (0 when none is)."""
+        with self._lock:
+            pending = self._in_flight.get(key)
+            return pending.copies if pending is not None else 0
 
     def __len__(self) -> int:
         return len(self._seen)

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from _thread import allocate_lock
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -67,13 +68,13 @@ class Publisher:
         self._stop = threading.Event()
         self._broken = False
 
-    def publish(self, key: bytes, value: bytes, headers: list[Header]) -> None:
+    def publish(self, key: bytes, value: bytes, headers: Sequence[Header]) -> None:
         """Return once Kafka holds the record (acks=all); else raise `PublishError`."""
         producer = self._current()
         delivery = _Delivery()
         started = time.perf_counter()
         try:
-            producer.produce(self.topic, value, key, headers=headers, on_delivery=delivery)
+            producer.produce(self.topic, value, key, headers=[*headers], on_delivery=delivery)
         except BufferError as exc:
             self._failed("error")
             raise PublishError("error", "the producer's local queue is full; Kafka is slow or down") from exc

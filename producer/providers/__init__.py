@@ -14,6 +14,7 @@ Each returns every header the producer needs for that provider, Content-Type inc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hookstream.errors import ConfigError
@@ -31,7 +32,12 @@ PROVIDERS: dict[str, type[Provider]] = {
     "stripe": StripeProvider,
     "standard": StandardProvider,
 }
-_SIGNERS = {"fastio": fastio.sign, "github": github.sign, "stripe": stripe.sign, "standard": standard.sign}
+_SIGNERS: dict[str, Callable[..., dict[str, str]]] = {
+    "fastio": fastio.sign,
+    "github": github.sign,
+    "stripe": stripe.sign,
+    "standard": standard.sign,
+}
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:

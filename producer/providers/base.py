@@ -22,7 +22,7 @@ from producer.errors import PayloadError, SignatureError
 class Headers(Protocol):
     """Case-insensitive header access (werkzeug's `EnvironHeaders`, or any such mapping)."""
 
-    def get(self, key: str, default: None = None) -> str | None: ...
+    def get(self, key: str, /) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
