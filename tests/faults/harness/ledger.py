@@ -70,6 +70,7 @@ def reckon(
     for group, counts in effects.items():
         lost_ids[group] = sorted(accepted - set(counts) - dead_lettered.get(group, set()))
         duplicated_ids[group] = sorted(e for e, n in counts.items() if n > 1)
+    dlq_instead = {g: len(accepted & dead_lettered.get(g, set()) - set(c)) for g, c in effects.items()}
     lost = set().union(*lost_ids.values())
     duplicated = set().union(*duplicated_ids.values()) if duplicated_ids else set()
     row = LedgerRow(
@@ -81,7 +82,7 @@ def reckon(
         in_dlq=dlq_records,
         lost=len(lost),
         duplicated=len(duplicated),
-        notes=notes or {},
+        notes={"dead_lettered_instead": dlq_instead, **(notes or {})},
     )
     return Reckoning(row, lost_ids, duplicated_ids)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port_block
 from tests.faults.harness.webhooks import SigningKeys
@@ -118,6 +119,18 @@ class Proc:
     @property
     def base_url(self) -> str:
         return self.ready_url.rsplit("/", 1)[0]
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """A sample from the process's Prometheus endpoint (consumers serve it on ready_url)."""
+        try:
+            text = requests.get(self.ready_url, timeout=5).text
+        except requests.RequestException:
+            return None
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return sample.value
+        return None
 
     def tail(self, lines: int = 30) -> str:
         if not self.log.exists():

@@ -69,7 +69,7 @@ def new_event_id() -> str:
 
 
 def fastio_payload(
-    event_id: str, canary: str, n: int = 0, event: str = "workspace_storage_file_added"
+    event_id: str, canary: str, n: int = 0, event: str = "workspace_storage_file_added", name: str = "report"
 ) -> bytes:
     object_id = f"obj-{event_id.removeprefix('evt-')}"
     return json.dumps(
@@ -82,8 +82,8 @@ def fastio_payload(
             "resource": {
                 "type": "file",
                 "id": object_id,
-                "name": f"report-{n}.pdf",
-                "path": f"/reports/report-{n}.pdf",
+                "name": f"{name}-{n}.pdf",
+                "path": f"/reports/{name}-{n}.pdf",
                 "size": 1000 + n,
             },
             "data": {"note": canary},
@@ -91,14 +91,15 @@ def fastio_payload(
     ).encode()
 
 
-def fastio_webhook(secret: str, n: int = 0, form: str | None = None, event_id: str | None = None) -> Webhook:
+def fastio_webhook(
+    secret: str, n: int = 0, form: str | None = None, event_id: str | None = None, name: str = "report"
+) -> Webhook:
     """A signed Fast.io file event; the signature form rotates with `n` unless given."""
     event_id = event_id or new_event_id()
     canary = f"canary-{secrets.token_hex(8)}"
     form = form or signing.FASTIO_FORMS[n % len(signing.FASTIO_FORMS)]
-    return Webhook(
-        event_id, "fastio", canary, signing.fastio(fastio_payload(event_id, canary, n), secret, form)
-    )
+    body = fastio_payload(event_id, canary, n, name=name)
+    return Webhook(event_id, "fastio", canary, signing.fastio(body, secret, form))
 
 
 def github_webhook(secret: str) -> Webhook:
