@@ -91,8 +91,16 @@ class Publisher:
 
     def ready(self, timeout_s: float = 1.0) -> tuple[bool, str]:
         """Whether a broker answers and knows the topic (with partitions); and why not."""
+        producer = self._current()
         try:
-            topics = self._current().list_topics(self.topic, timeout=timeout_s).topics
+            if _under_gevent():
+                # A blocking C call in a greenlet would stall every request of this worker.
+                import gevent
+
+                metadata = gevent.get_hub().threadpool.apply(producer.list_topics, (self.topic, timeout_s))
+            else:
+                metadata = producer.list_topics(self.topic, timeout=timeout_s)
+            topics = metadata.topics
         except KafkaException as exc:
             return False, f"Kafka did not answer within {timeout_s:g}s: {exc.args[0].str()}"
         meta = topics.get(self.topic)

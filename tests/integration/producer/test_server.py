@@ -46,8 +46,8 @@ class Server:
             return response.status
 
 
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture(params=["gthread", "gevent"])
+def server(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     port = free_port_block(1)
     metrics_dir = tmp_path / "metrics"
     env = {
@@ -60,7 +60,16 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
     }
     log = (tmp_path / "producer.log").open("wb")
     process = subprocess.Popen(
-        [HOOKSTREAM, "producer", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        [
+            HOOKSTREAM,
+            "producer",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            request.param,
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -97,6 +106,7 @@ def test_metrics_are_merged_across_two_workers(server: Server, settings: Setting
     writers = {path.stem.rsplit("_", 1)[-1] for path in server.metrics_dir.glob("counter_*.db")}
     assert len(writers) == 2, writers
     # ...and whichever worker answers a scrape reports the sum.
+    assert server.get("/readyz")[0] == 200
     for _ in range(6):
         status, text = server.get("/metrics")
         assert status == 200
