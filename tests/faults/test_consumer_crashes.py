@@ -12,8 +12,7 @@ import pytest
 
 from hookstream.localkafka import LocalCluster
 from tests.faults.conftest import PipelineFactory
-from tests.faults.harness.accounting import close_books
-from tests.faults.harness.kafka_reader import group_lag
+from tests.faults.harness.accounting import close_books, wait_caught_up
 from tests.faults.harness.ledger import Ledger
 from tests.faults.harness.load import LoadGenerator, wait_for_status
 from tests.faults.harness.logscan import LogEvidence
@@ -69,14 +68,9 @@ def test_members_killed_mid_batch_lose_and_double_nothing(
         members_killed=True,
         notes={"statuses": load.statuses(), "killed": killed},
     )
-    lags = {g: group_lag(pipeline.bootstrap, pipeline.group_id(g), pipeline.topic) for g in GROUPS}
     assert books.row.ok, books.explain()
     assert all(m.alive for m in members), [m.name for m in members if not m.alive]
     verify = pipeline.cli("archive", "verify")
     assert verify.returncode == 0 and "duplicates: none" in verify.stdout, verify.stdout + verify.stderr
-    # Committed offsets catch up once the members are idle (auto-commit runs every few seconds).
-    deadline = time.monotonic() + 60
-    while any(sum(lag.values()) for lag in lags.values()) and time.monotonic() < deadline:
-        time.sleep(2)
-        lags = {g: group_lag(pipeline.bootstrap, pipeline.group_id(g), pipeline.topic) for g in GROUPS}
-    assert not any(sum(lag.values()) for lag in lags.values()), lags
+    lag = wait_caught_up(pipeline, GROUPS)
+    assert not any(lag.values()), f"lag left after the crashes: {lag}"

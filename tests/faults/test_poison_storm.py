@@ -28,12 +28,12 @@ from confluent_kafka import Producer
 from hookstream.localkafka import LocalCluster
 from schemas.codec import Envelope, encode, utc_now
 from tests.faults.conftest import PipelineFactory
-from tests.faults.harness.accounting import close_books
-from tests.faults.harness.kafka_reader import Record, group_lag, read_all
+from tests.faults.harness.accounting import close_books, wait_caught_up
+from tests.faults.harness.kafka_reader import Record, read_all
 from tests.faults.harness.ledger import Ledger
 from tests.faults.harness.load import LoadGenerator, wait_for_status
 from tests.faults.harness.logscan import LogEvidence
-from tests.faults.harness.processes import Pipeline, Proc
+from tests.faults.harness.processes import Proc
 from tests.faults.harness.receiver import NotificationReceiver
 from tests.faults.harness.sinks import GROUPS
 from tests.faults.harness.webhooks import WORKSPACES, SigningKeys, Webhook, fastio_payload, fastio_webhook
@@ -120,19 +120,6 @@ class PoisonSource:
             time.sleep(self.seconds / len(self.kinds))
         assert self._producer.flush(30) == 0
         self._producer = None  # type: ignore[assignment]  # its threads would outlive the cluster
-
-
-def wait_caught_up(pipeline: Pipeline, groups: tuple[str, ...], timeout_s: float = 120.0) -> dict[str, int]:
-    """Until each group's committed offsets reach the end of every partition; the lag left."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        lag = {
-            g: sum(group_lag(pipeline.bootstrap, pipeline.group_id(g), pipeline.topic).values())
-            for g in groups
-        }
-        if not any(lag.values()) or time.monotonic() > deadline:
-            return lag
-        time.sleep(2)
 
 
 def webhook(keys: SigningKeys, n: int) -> Webhook:

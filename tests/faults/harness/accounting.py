@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from tests.faults.harness import sinks
-from tests.faults.harness.kafka_reader import Record, event_ids, read_all
+from tests.faults.harness.kafka_reader import Record, event_ids, group_lag, read_all
 from tests.faults.harness.ledger import Ledger, Reckoning, reckon
 from tests.faults.harness.processes import Pipeline
 from tests.faults.harness.receiver import NotificationReceiver
@@ -89,3 +89,17 @@ def close_books(
     ledger.record(result.row)
     print(f"\nledger {scenario}: {result.row}\n{result.explain()}")
     return result
+
+
+def wait_caught_up(pipeline: Pipeline, groups: tuple[str, ...], timeout_s: float = 120.0) -> dict[str, int]:
+    """Until each group's committed offsets reach the end of every partition; the lag left
+    (auto-commit runs every few seconds, so an idle group gets there soon after its work)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lag = {
+            g: sum(group_lag(pipeline.bootstrap, pipeline.group_id(g), pipeline.topic).values())
+            for g in groups
+        }
+        if not any(lag.values()) or time.monotonic() > deadline:
+            return lag
+        time.sleep(2)
