@@ -319,25 +319,33 @@ def tamper(hook: Webhook, how: str, where: int) -> SignedRequest:
     where=st.integers(min_value=0, max_value=10_000),
 )
 def test_a_near_miss_of_a_valid_signature_is_401(
-    client: Client, keys: SigningKeys, provider: str, how: str, where: int
+    client: Client, keys: SigningKeys, evidence: LogEvidence, provider: str, how: str, where: int
 ) -> None:
-    resp = send(client, tamper(valid(keys, provider), how, where))
+    hook = valid(keys, provider)
+    evidence.sent([hook])
+    resp = send(client, tamper(hook, how, where))
     assert_refusal(resp, {401})
 
 
 @pytest.mark.parametrize("provider", NEAR_MISS_PROVIDERS)
-def test_the_untampered_originals_are_accepted(client: Client, keys: SigningKeys, provider: str) -> None:
+def test_the_untampered_originals_are_accepted(
+    client: Client, keys: SigningKeys, evidence: LogEvidence, provider: str
+) -> None:
     # Without this the near-miss property would pass against a producer that refuses everything.
     hook = valid(keys, provider)
+    evidence.sent([hook])
     resp = send(client, hook.request)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     assert json.loads(resp.get_data())["event_id"] == hook.event_id
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_a_signature_made_with_another_secret_is_401(client: Client, provider: str) -> None:
+def test_a_signature_made_with_another_secret_is_401(
+    client: Client, evidence: LogEvidence, provider: str
+) -> None:
     stranger = SigningKeys.generate()
     hook = valid(stranger, provider)
+    evidence.sent([hook], stranger.all())
     assert_refusal(send(client, hook.request), {401})
 
 
