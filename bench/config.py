@@ -53,6 +53,7 @@ class BenchConfig:
     trial_s: float
     worker_setting: WorkerSetting | None  # None: the trial's winner
     open_max_rps: int  # sizes the open step's file of distinct pre-signed requests
+    warm_records: int  # written before anything is measured: a cold broker JVM is several times slower
     perf_records: int
     prefill_events: int
     group_cap_s: float  # a consumer slower than prefill_events in this time is measured over it
@@ -131,6 +132,7 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         trial_s=float(pick(None, "BENCH_TRIAL_S", "6", "3")),
         worker_setting=WorkerSetting.parse(chosen) if chosen else None,
         open_max_rps=int(pick(None, "BENCH_OPEN_MAX_RPS", "12000", "12000")),
+        warm_records=int(pick(None, "BENCH_WARM_RECORDS", "100000", "30000")),
         perf_records=int(pick(None, "BENCH_PERF_RECORDS", "1000000", "100000")),
         prefill_events=int(pick(None, "BENCH_PREFILL", "200000", "50000")),
         group_cap_s=float(pick(None, "BENCH_GROUP_CAP_S", "60", "15")),
