@@ -29,13 +29,15 @@ class ProducerConfig:
 
     def as_librdkafka(self) -> KafkaConf:
         return {
-            **self.common,
             "client.id": self.client_id,
-            "acks": "all",
-            "enable.idempotence": True,
             "compression.type": self.compression,
             "linger.ms": self.linger_ms,
             "delivery.timeout.ms": self.delivery_timeout_ms,
+            # HOOKSTREAM_KAFKA_* may tune the above (linger.ms, compression.type, ...) ...
+            **self.common,
+            # ... but never the durability promise behind every 2xx.
+            "acks": "all",
+            "enable.idempotence": True,
         }
 
 

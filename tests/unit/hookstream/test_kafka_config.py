@@ -19,3 +19,19 @@ def test_consumer_stores_offsets_only_when_told() -> None:
     assert conf["group.id"] == "indexer"
     assert conf["enable.auto.offset.store"] is False
     assert conf["auto.offset.reset"] == "earliest"
+
+
+def test_environment_tunes_batching_but_not_durability() -> None:
+    settings = Settings.from_env(
+        {
+            "HOOKSTREAM_KAFKA_LINGER_MS": "10",
+            "HOOKSTREAM_KAFKA_COMPRESSION_TYPE": "zstd",
+            "HOOKSTREAM_KAFKA_ACKS": "1",
+            "HOOKSTREAM_KAFKA_ENABLE_IDEMPOTENCE": "false",
+        }
+    )
+    conf = ProducerConfig.from_settings(settings).as_librdkafka()
+    assert conf["linger.ms"] == "10"
+    assert conf["compression.type"] == "zstd"
+    assert conf["acks"] == "all"
+    assert conf["enable.idempotence"] is True
