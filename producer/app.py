@@ -1,15 +1,17 @@
-"""The producer's WSGI application: `create_app(settings)` is all a server needs.
+"""The producer's ASGI application: `create_app(settings)` is all a server needs.
 
-Webhooks take a fast path (`producer.webhook`, a bare WSGI callable); everything else goes
-to a small Flask app (`producer.ops`). No Kafka client exists until the first request or
-readiness check, so the app may be built before gunicorn forks its workers.
+Webhooks are served on the event loop by `producer.webhook`; everything else (health,
+readiness, metrics, the API document, JSON 404/405) goes to a small Flask app
+(`producer.ops`), run in a few threads through a WSGI adapter: those routes are cold, and
+readiness blocks on Kafka. No Kafka client exists until the first request or readiness check,
+so the app may be built before gunicorn forks its workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import asyncio
 
+from a2wsgi import WSGIMiddleware
 from flask import Flask
 
 from hookstream.logs import configure_logging
@@ -18,7 +20,9 @@ from producer.dedupe import Deduper
 from producer.ops import build_ops_app
 from producer.providers import build_providers
 from producer.publisher import Publisher
-from producer.webhook import StartResponse, WebhookEndpoint, is_webhook_path
+from producer.webhook import Receive, Scope, Send, WebhookEndpoint, is_webhook_path
+
+_OPS_THREADS = 4  # health checks and scrapes; a slow /readyz must not hold up the others
 
 
 class ProducerApp:
@@ -26,11 +30,26 @@ class ProducerApp:
         self.webhooks = webhooks
         self.ops = ops
         self.publisher = publisher
+        self._ops_asgi = WSGIMiddleware(ops.wsgi_app, workers=_OPS_THREADS)  # type: ignore[arg-type]
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if is_webhook_path(environ.get("PATH_INFO", "")):
-            return self.webhooks(environ, start_response)
-        return self.ops.wsgi_app(environ, start_response)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif is_webhook_path(scope["path"]):
+            await self.webhooks(scope, receive, send)
+        else:
+            await self._ops_asgi(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Worker start and graceful stop: at the stop, deliver what is still queued."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     def close(self) -> None:
         """Deliver what is still queued, then drop the Kafka client (worker shutdown)."""

@@ -10,9 +10,8 @@ processes do not see this memory, and consumers deduplicate by event_id across a
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
-from _thread import allocate_lock
 from collections import OrderedDict
 from collections.abc import Callable
 from enum import Enum
@@ -29,61 +28,60 @@ class Claim(Enum):
 
 
 class _InFlight:
-    __slots__ = ("accepted", "copies", "done")
+    __slots__ = ("copies", "outcome")
 
     def __init__(self) -> None:
-        self.done = allocate_lock()
-        self.done.acquire()
-        self.accepted = False
+        self.outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()  # accepted?
         self.copies = 0  # requests waiting on this one
 
 
 class Deduper:
+    """Used from one event loop (the worker's): no locks, nothing here blocks the loop."""
+
     def __init__(
         self, window_s: float, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
         self._clock = clock
-        self._lock = threading.Lock()
         self._seen: OrderedDict[str, float] = OrderedDict()  # key -> expiry, oldest first
         self._in_flight: dict[str, _InFlight] = {}
 
-    def claim(self, key: str, timeout_s: float) -> Claim:
+    async def claim(self, key: str, timeout_s: float) -> Claim:
         """OWNER when this request should produce `key`; else what became of the copy before it."""
-        with self._lock:
-            expiry = self._seen.get(key)
-            if expiry is not None:
-                if expiry > self._clock():
-                    return Claim.SEEN
-                del self._seen[key]
-            pending = self._in_flight.get(key)
-            if pending is None:
-                self._in_flight[key] = _InFlight()
-                return Claim.OWNER
-            pending.copies += 1
-        if not pending.done.acquire(timeout=timeout_s):
+        expiry = self._seen.get(key)
+        if expiry is not None:
+            if expiry > self._clock():
+                return Claim.SEEN
+            del self._seen[key]
+        pending = self._in_flight.get(key)
+        if pending is None:
+            self._in_flight[key] = _InFlight()
+            return Claim.OWNER
+        pending.copies += 1
+        try:
+            # shield: a copy giving up must not cancel the outcome the other copies await.
+            accepted = await asyncio.wait_for(asyncio.shield(pending.outcome), timeout_s)
+        except TimeoutError:
             return Claim.FAILED
-        pending.done.release()  # wake the next waiter, if any
-        return Claim.SEEN if pending.accepted else Claim.FAILED
+        finally:
+            pending.copies -= 1
+        return Claim.SEEN if accepted else Claim.FAILED
 
     def settle(self, key: str, accepted: bool) -> None:
         """The owner's outcome: remember `key` if Kafka holds it, and wake any waiting copies."""
-        with self._lock:
-            pending = self._in_flight.pop(key)
-            if accepted and self.window_s > 0:
-                now = self._clock()
-                self._seen[key] = now + self.window_s
-                self._seen.move_to_end(key)
-                self._evict(now)
-        pending.accepted = accepted
-        pending.done.release()
+        pending = self._in_flight.pop(key)
+        if accepted and self.window_s > 0:
+            now = self._clock()
+            self._seen[key] = now + self.window_s
+            self._seen.move_to_end(key)
+            self._evict(now)
+        pending.outcome.set_result(accepted)
 
     def waiting(self, key: str) -> int:
         """How many copies of `key` wait for the one in flight (0 when none is)."""
-        with self._lock:
-            pending = self._in_flight.get(key)
-            return pending.copies if pending is not None else 0
+        pending = self._in_flight.get(key)
+        return pending.copies if pending is not None else 0
 
     def __len__(self) -> int:
         return len(self._seen)

@@ -1,27 +1,30 @@
-"""The one place the producer talks to Kafka: publish a record and wait for its ack.
+"""The one place the producer talks to Kafka: publish a record and await its ack.
 
 One confluent-kafka Producer per worker process, created on first use (after gunicorn's
-fork: librdkafka's threads do not survive one). A daemon thread polls it, which runs the
-delivery callbacks; each callback releases the lock its request is blocked on, so many
-requests wait at once and none of them calls flush(). A request waits at most
-`delivery_timeout_s`; then it is a 503 and the sender retries. librdkafka keeps retrying
-the record in the background, so such a record may still land (a duplicate the consumers
-drop by event_id, never a loss). When Kafka returns, the same producer reconnects by itself;
-after a fatal error (rare with the idempotent producer) the next request builds a new one.
+fork: librdkafka's threads do not survive one). A daemon thread polls it; `poll()` waits in C
+with the GIL released. The delivery callbacks it runs only note each outcome; after each poll
+the thread hands the whole batch to the event loop in one `call_soon_threadsafe` (one wake-up
+per batch, not per record), where each request's future is resolved. So many requests await
+their acks at once and none of them calls flush(). A request waits at most
+`delivery_timeout_s`; then it is a 503 and the sender retries. librdkafka keeps retrying the
+record in the background, so such a record may still land (a duplicate the consumers drop by
+event_id, never a loss). When Kafka returns, the same producer reconnects by itself; after a
+fatal error (rare with the idempotent producer) the next request builds a new one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
-import sys
 import threading
 import time
-from _thread import allocate_lock
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from hookstream.kafka import ProducerConfig
 from hookstream.settings import Settings
@@ -31,30 +34,10 @@ from producer.errors import PublishError
 log = logging.getLogger(__name__)
 
 Header = tuple[str, bytes]
+# A record's future and what Kafka said about it (None: acknowledged).
+Outcome = tuple["asyncio.Future[KafkaError | None]", "KafkaError | None"]
 
-
-def _under_gevent() -> bool:
-    """Whether gunicorn's gevent worker monkey-patched threads into greenlets."""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and bool(monkey.is_module_patched("threading"))
-
-
-class _Delivery:
-    """One record's outcome; the waiting request blocks on a bare lock (cheapest wake-up)."""
-
-    __slots__ = ("_done", "error")
-
-    def __init__(self) -> None:
-        self._done = allocate_lock()
-        self._done.acquire()
-        self.error: KafkaError | None = None
-
-    def __call__(self, error: KafkaError | None, _message: Message) -> None:
-        self.error = error
-        self._done.release()
-
-    def wait(self, timeout_s: float) -> bool:
-        return self._done.acquire(timeout=timeout_s)
+_POLL_WAIT_S = 0.5  # only bounds how late the thread notices a stop; deliveries wake it at once
 
 
 class Publisher:
@@ -67,40 +50,46 @@ class Publisher:
         self._pid = 0
         self._stop = threading.Event()
         self._broken = False
+        # Filled by delivery callbacks (in whichever thread polls or flushes), drained after each
+        # poll; a deque because append and popleft are atomic across threads.
+        self._outcomes: deque[Outcome] = deque()
 
-    def publish(self, key: bytes, value: bytes, headers: Sequence[Header]) -> None:
+    async def publish(self, key: bytes, value: bytes, headers: Sequence[Header]) -> None:
         """Return once Kafka holds the record (acks=all); else raise `PublishError`."""
         producer = self._current()
-        delivery = _Delivery()
+        delivery: asyncio.Future[KafkaError | None] = asyncio.get_running_loop().create_future()
+        outcomes = self._outcomes
         started = time.perf_counter()
         try:
-            producer.produce(self.topic, value, key, headers=[*headers], on_delivery=delivery)
+            producer.produce(
+                self.topic,
+                value,
+                key,
+                headers=[*headers],
+                on_delivery=lambda error, _message: outcomes.append((delivery, error)),
+            )
         except BufferError as exc:
             self._failed("error")
             raise PublishError("error", "the producer's local queue is full; Kafka is slow or down") from exc
         except KafkaException as exc:
             self._failed("error")
             raise PublishError("error", f"Kafka refused the record: {exc}") from exc
-        if not delivery.wait(self.timeout_s):
+        try:
+            error = await asyncio.wait_for(delivery, self.timeout_s)
+        except TimeoutError as exc:
             self._failed("timeout")
-            raise PublishError("timeout", f"Kafka did not acknowledge within {self.timeout_s:g}s")
-        if delivery.error is not None:
+            raise PublishError("timeout", f"Kafka did not acknowledge within {self.timeout_s:g}s") from exc
+        if error is not None:
             self._failed("error")
-            raise PublishError("error", f"Kafka did not take the record: {delivery.error.str()}")
+            raise PublishError("error", f"Kafka did not take the record: {error.str()}")
         metrics.DELIVERY_DURATION.observe(time.perf_counter() - started)
 
     def ready(self, timeout_s: float = 1.0) -> tuple[bool, str]:
-        """Whether a broker answers and knows the topic (with partitions); and why not."""
+        """Whether a broker answers and knows the topic (with partitions); and why not.
+        Blocks up to `timeout_s`: call it from a thread, never on the event loop."""
         producer = self._current()
         try:
-            if _under_gevent():
-                # A blocking C call in a greenlet would stall every request of this worker.
-                import gevent
-
-                metadata = gevent.get_hub().threadpool.apply(producer.list_topics, (self.topic, timeout_s))
-            else:
-                metadata = producer.list_topics(self.topic, timeout=timeout_s)
-            topics = metadata.topics
+            topics = producer.list_topics(self.topic, timeout=timeout_s).topics
         except KafkaException as exc:
             return False, f"Kafka did not answer within {timeout_s:g}s: {exc.args[0].str()}"
         meta = topics.get(self.topic)
@@ -116,6 +105,7 @@ class Publisher:
             self._stop.set()
         if producer is not None:
             remaining = producer.flush(timeout_s)
+            self._hand_over()
             if remaining:
                 log.warning("records left undelivered at shutdown", extra={"fields": {"count": remaining}})
 
@@ -139,18 +129,21 @@ class Publisher:
         ).start()
         self._producer, self._pid, self._broken = producer, os.getpid(), False
 
-    @staticmethod
-    def _poll(producer: Producer, stop: threading.Event) -> None:
-        if _under_gevent():
-            # The "thread" is a greenlet: a blocking poll would stall every request in the
-            # worker, so poll without waiting and yield for a millisecond in between.
-            import gevent
-
-            while not stop.is_set():
-                producer.poll(0)
-                gevent.sleep(0.001)
+    def _poll(self, producer: Producer, stop: threading.Event) -> None:
         while not stop.is_set():
-            producer.poll(0.5)
+            producer.poll(_POLL_WAIT_S)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Pass the outcomes collected so far to the loops awaiting them, one call per loop."""
+        outcomes = self._outcomes
+        batches: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+        while outcomes:
+            outcome = outcomes.popleft()
+            batches.setdefault(outcome[0].get_loop(), []).append(outcome)
+        for loop, batch in batches.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody awaits these
+                loop.call_soon_threadsafe(_resolve, batch)
 
     def _on_error(self, error: KafkaError) -> None:
         # Most errors (broker down, all brokers down) are transient: librdkafka reconnects.
@@ -162,3 +155,9 @@ class Publisher:
     @staticmethod
     def _failed(reason: str) -> None:
         metrics.DELIVERY_FAILURES.labels(reason).inc()
+
+
+def _resolve(batch: list[Outcome]) -> None:
+    for delivery, error in batch:
+        if not delivery.done():  # a request that timed out cancelled its future
+            delivery.set_result(error)

@@ -13,6 +13,7 @@ from werkzeug.test import Client
 
 from hookstream.settings import ProviderSecrets, Settings
 from producer.app import ProducerApp, create_app
+from tests.integration.producer.wsgi_bridge import as_wsgi
 
 SECRETS = {
     "fastio": "fastio-test-secret",
@@ -35,8 +36,10 @@ def app(producer_settings: Settings) -> Iterator[ProducerApp]:
 
 
 @pytest.fixture
-def client(app: ProducerApp) -> Client:
-    return Client(app)
+def client(app: ProducerApp) -> Iterator[Client]:
+    bridge = as_wsgi(app)
+    yield Client(bridge)
+    bridge.close()
 
 
 def read_records(settings: Settings, count: int, timeout_s: float = 30.0) -> list[Message]:

@@ -18,6 +18,7 @@ from producer.providers import sign
 from producer.samples import sample_event
 from tests.conftest import free_port_block
 from tests.integration.producer.conftest import read_records
+from tests.integration.producer.wsgi_bridge import as_wsgi
 
 
 def post(client: Client) -> tuple[int, dict[str, object], dict[str, str]]:
@@ -39,7 +40,7 @@ def test_503_while_the_broker_is_down_then_200_again_without_restart(tmp_path: P
         )
         ensure_topics(admin_client(settings), [TopicSpec(settings.topic, 2)])
         app = create_app(settings)
-        client = Client(app)
+        client = Client(as_wsgi(app))
         try:
             assert post(client)[0] == 200
 

@@ -21,7 +21,7 @@ UNPRODUCIBLE_HERE = {"500", "503"}  # 503 is asserted in test_broker_outage; 500
 
 def routes(app: ProducerApp) -> set[tuple[str, str]]:
     """(path template, method) the app serves, in OpenAPI spelling."""
-    served = {("/webhooks/{provider}", "post"), ("/webhook/fastio", "post")}  # the WSGI fast path
+    served = {("/webhooks/{provider}", "post"), ("/webhook/fastio", "post")}  # the ASGI hot path
     for rule in app.ops.url_map.iter_rules():
         if rule.endpoint == "static":
             continue

@@ -46,8 +46,8 @@ class Server:
             return response.status
 
 
-@pytest.fixture(params=["gthread", "gevent"])
-def server(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+@pytest.fixture
+def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
     port = free_port_block(1)
     metrics_dir = tmp_path / "metrics"
     env = {
@@ -60,16 +60,7 @@ def server(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -
     }
     log = (tmp_path / "producer.log").open("wb")
     process = subprocess.Popen(
-        [
-            HOOKSTREAM,
-            "producer",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            request.param,
-        ],
+        [HOOKSTREAM, "producer", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -85,6 +76,14 @@ def server(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -
                 time.sleep(0.5)
         else:
             raise AssertionError((tmp_path / "producer.log").read_text())
+        # Each worker is uvicorn's, and runs the app's ASGI startup (the second may still be booting).
+        for _ in range(60):
+            started = (tmp_path / "producer.log").read_text()
+            if started.count("Application startup complete") == 2:
+                break
+            time.sleep(0.5)
+        assert "Using worker: producer.worker.ProducerWorker" in started, started
+        assert started.count("Application startup complete") == 2, started
         yield server
     finally:
         os.killpg(process.pid, signal.SIGTERM)
