@@ -35,7 +35,8 @@ def _gunicorn_flags(setting: WorkerSetting) -> list[str]:
 def command(app: str, port: int, setting: WorkerSetting) -> list[str]:
     bind = f"127.0.0.1:{port}"
     if app == "hookstream":
-        return [str(BIN / "hookstream"), "producer", "--bind", bind, *_gunicorn_flags(setting)]
+        # Its worker class is fixed (uvicorn on uvloop + httptools): only the count applies.
+        return [str(BIN / "hookstream"), "producer", "--bind", bind, "--workers", str(setting.workers)]
     if app == "peer":
         return [
             sys.executable, "-m", "uvicorn", "bench.apps.peer:app", "--host", "127.0.0.1",
