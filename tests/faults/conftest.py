@@ -99,15 +99,19 @@ def healthy_cluster(cluster: LocalCluster) -> LocalCluster:
     return cluster
 
 
-@pytest.fixture
-def topics(healthy_cluster: LocalCluster) -> tuple[str, str]:
-    """An events and a DLQ topic of this test's own: replication factor 3, min.insync.replicas 2."""
+def new_topics(cluster: LocalCluster) -> tuple[str, str]:
+    """An events and a DLQ topic of their own: replication factor 3, min.insync.replicas 2."""
     suffix = uuid.uuid4().hex[:8]
     names = (f"faults-events-{suffix}", f"faults-dlq-{suffix}")
-    settings = Settings(kafka_bootstrap_servers=healthy_cluster.bootstrap_servers)
+    settings = Settings(kafka_bootstrap_servers=cluster.bootstrap_servers)
     ensure_topics(admin_client(settings), [TopicSpec(n, PARTITIONS, 3) for n in names])
-    wait_in_sync(healthy_cluster.bootstrap_servers, list(names))
+    wait_in_sync(cluster.bootstrap_servers, list(names))
     return names
+
+
+@pytest.fixture
+def topics(healthy_cluster: LocalCluster) -> tuple[str, str]:
+    return new_topics(healthy_cluster)
 
 
 @pytest.fixture

@@ -1,38 +1,33 @@
-"""Scenario 5, hostile HTTP, in process: hypothesis fuzzes headers and bodies for every provider
-against the producer's WSGI app publishing to the three-node cluster.
+"""Scenario 5, hostile HTTP: hypothesis fuzzes headers and bodies for every provider against
+the producer under gunicorn (its real HTTP stack) publishing to the three-node cluster.
 
 Properties: never a 500; never a 2xx without a valid signature (garbage, and near-misses of a
 valid one: tampered body, truncated or altered MAC, moved timestamp or id); every refusal is
 JSON `{"error", "detail"}`; a correctly signed body of any shape gets 2xx only with an event_id.
-Over real sockets (gunicorn: oversize, slow clients, concurrent duplicates) see
-`test_hostile_sockets.py`.
+Slow clients and malformed framing: `test_hostile_sockets.py`; duplicate deliveries:
+`test_duplicate_deliveries.py`.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import hypothesis
 import pytest
+import requests
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from werkzeug.test import Client, EnvironBuilder, TestResponse
-from werkzeug.wrappers import Response
 
 from hookstream.localkafka import LocalCluster
-from hookstream.logs import JsonFormatter
-from hookstream.settings import Settings
-from producer.app import create_app
-from tests.faults.harness import signing
+from tests.faults.conftest import new_topics
+from tests.faults.harness import rawhttp, signing
+from tests.faults.harness.load import wait_for_status
 from tests.faults.harness.logscan import LogEvidence
+from tests.faults.harness.processes import Pipeline
 from tests.faults.harness.signing import SignedRequest
 from tests.faults.harness.webhooks import (
     SigningKeys,
@@ -55,65 +50,54 @@ FUZZ = hsettings(
 )
 
 
-@pytest.fixture
-def client(
-    healthy_cluster: LocalCluster,
-    topics: tuple[str, str],
-    keys: SigningKeys,
-    evidence: LogEvidence,
-    tmp_path: Path,
-) -> Iterator[Client]:
-    """The producer app in this process, its log lines captured to a file for scenario 6."""
-    settings = replace(
-        Settings(),
-        kafka_bootstrap_servers=healthy_cluster.bootstrap_servers,
-        topic=topics[0],
-        dlq_topic=topics[1],
-        data_dir=tmp_path / "data",
-        secrets=keys.for_settings(),
-        max_body_bytes=MAX_BODY,
-    )
-    log_file = tmp_path / "producer-in-process.log"
-    handler = logging.FileHandler(log_file)
-    handler.setFormatter(JsonFormatter())
-    # Our own handler, not propagated: pytest's capture would print every line of a failure.
-    loggers = [logging.getLogger(name) for name in ("producer", "hookstream", "schemas")]
-    saved = [(lg.level, lg.propagate) for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
-        lg.propagate = False
-    evidence.watch_file(log_file)
+class Server:
+    """The running producer, and one keep-alive session to it."""
+
+    def __init__(self, base_url: str, keys: SigningKeys) -> None:
+        self.base_url = base_url
+        self.keys = keys
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> requests.Response:
+        try:
+            return self.session.request(method, self.base_url + path, data=body, headers=headers, timeout=15)
+        except requests.exceptions.InvalidHeader:
+            hypothesis.reject()  # a header no HTTP client can send: not an input worth a verdict
+
+
+@pytest.fixture(scope="module")
+def server(cluster: LocalCluster, work_dir: Any, evidence: LogEvidence) -> Iterator[Server]:
+    """One producer (2 workers) for the module, its logs kept for scenario 6."""
+    cluster.start()
+    keys = SigningKeys.generate()
+    events, dlq = new_topics(cluster)
+    pipeline = Pipeline(
+        work_dir / "hostile-http", cluster.bootstrap_servers, events, dlq, keys,
+        extra_env={"HOOKSTREAM_MAX_BODY_BYTES": str(MAX_BODY)},
+    )  # fmt: skip
+    evidence.watch_dir(pipeline.log_dir)
     evidence.sent([], keys.all())
-    app = create_app(settings)
+    producer = pipeline.producer(workers=2)
     try:
-        wait_ready(Client(app))
-        yield Client(app)
+        wait_for_status(producer.base_url + "/readyz")
+        yield Server(producer.base_url, keys)
     finally:
-        app.close()
-        for lg, (level, propagate) in zip(loggers, saved, strict=True):
-            lg.removeHandler(handler)
-            lg.setLevel(level)
-            lg.propagate = propagate
-        handler.close()
+        pipeline.stop()
 
 
-def wait_ready(client: Client, timeout_s: float = 60.0) -> None:
-    """Until /readyz is 200: the first requests should not pay for the Kafka client's start."""
-    deadline = time.monotonic() + timeout_s
-    while client.get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "the producer never became ready"
-        time.sleep(0.5)
+@pytest.fixture
+def keys(server: Server) -> SigningKeys:
+    return server.keys
 
 
-def send(client: Client, request: SignedRequest, **headers: str) -> TestResponse:
-    return client.post(request.path, data=request.body, headers={**request.headers, **headers})
+def send(server: Server, request: SignedRequest) -> requests.Response:
+    return server.request("POST", request.path, request.body, request.headers)
 
 
-def assert_refusal(resp: Response, allowed: set[int] = REFUSALS) -> None:
-    assert resp.status_code != 500, resp.get_data(as_text=True)
-    assert resp.status_code in allowed, (resp.status_code, resp.get_data(as_text=True))
-    doc = json.loads(resp.get_data())
+def assert_refusal(resp: requests.Response, allowed: set[int] = REFUSALS) -> None:
+    assert resp.status_code != 500, resp.text
+    assert resp.status_code in allowed, (resp.status_code, resp.text)
+    doc = resp.json()
     assert set(doc) >= {"error", "detail"}, doc
 
 
@@ -214,18 +198,17 @@ def payload_for(provider: str) -> st.SearchStrategy[dict[str, Any]]:
     method=st.sampled_from(("POST", "POST", "POST", "PUT", "GET")),
 )
 def test_unsigned_or_garbled_requests_are_refused_cleanly(
-    client: Client, provider: str, headers: dict[str, str], content_type: str, body: bytes, method: str
+    server: Server, provider: str, headers: dict[str, str], content_type: str, body: bytes, method: str
 ) -> None:
-    resp = client.open(
-        f"/webhooks/{provider}", method=method, data=body, headers={**headers, "Content-Type": content_type}
-    )
+    resp = server.request(method, f"/webhooks/{provider}", body, {**headers, "Content-Type": content_type})
+    hypothesis.event(f"status {resp.status_code}")
     assert_refusal(resp)
 
 
 @FUZZ
 @given(data=st.data(), provider=st.sampled_from(PROVIDERS))
 def test_a_correctly_signed_body_of_any_shape_never_breaks_the_producer(
-    client: Client, keys: SigningKeys, provider: str, data: st.DataObject
+    server: Server, keys: SigningKeys, provider: str, data: st.DataObject
 ) -> None:
     doc = data.draw(payload_for(provider))
     body = json.dumps(doc).encode()
@@ -238,10 +221,10 @@ def test_a_correctly_signed_body_of_any_shape_never_breaks_the_producer(
         request = signing.stripe(body, keys.stripe)
     else:
         request = signing.standard(body, keys.standard, data.draw(st.text(LATIN1, min_size=1, max_size=60)))
-    resp = send(client, request)
+    resp = send(server, request)
     hypothesis.event(f"{provider}: {resp.status_code}")
     if resp.status_code == 200:
-        assert json.loads(resp.get_data())["event_id"], resp.get_data()
+        assert resp.json()["event_id"], resp.text
     else:
         # 503 is an honest answer when the cluster is slow to acknowledge; a 500 never is.
         assert_refusal(resp, {400, 401, 413, 422, 503})
@@ -319,51 +302,47 @@ def tamper(hook: Webhook, how: str, where: int) -> SignedRequest:
     where=st.integers(min_value=0, max_value=10_000),
 )
 def test_a_near_miss_of_a_valid_signature_is_401(
-    client: Client, keys: SigningKeys, evidence: LogEvidence, provider: str, how: str, where: int
+    server: Server, keys: SigningKeys, evidence: LogEvidence, provider: str, how: str, where: int
 ) -> None:
     hook = valid(keys, provider)
     evidence.sent([hook])
-    resp = send(client, tamper(hook, how, where))
+    resp = send(server, tamper(hook, how, where))
     assert_refusal(resp, {401})
 
 
 @pytest.mark.parametrize("provider", NEAR_MISS_PROVIDERS)
 def test_the_untampered_originals_are_accepted(
-    client: Client, keys: SigningKeys, evidence: LogEvidence, provider: str
+    server: Server, keys: SigningKeys, evidence: LogEvidence, provider: str
 ) -> None:
     # Without this the near-miss property would pass against a producer that refuses everything.
     hook = valid(keys, provider)
     evidence.sent([hook])
-    resp = send(client, hook.request)
-    assert resp.status_code == 200, resp.get_data(as_text=True)
-    assert json.loads(resp.get_data())["event_id"] == hook.event_id
+    resp = send(server, hook.request)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["event_id"] == hook.event_id
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_signature_made_with_another_secret_is_401(
-    client: Client, evidence: LogEvidence, provider: str
+    server: Server, evidence: LogEvidence, provider: str
 ) -> None:
     stranger = SigningKeys.generate()
     hook = valid(stranger, provider)
     evidence.sent([hook], stranger.all())
-    assert_refusal(send(client, hook.request), {401})
+    assert_refusal(send(server, hook.request), {401})
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_oversize_bodies_are_413_whether_announced_or_not(
-    client: Client, keys: SigningKeys, provider: str, evidence: LogEvidence
+    server: Server, keys: SigningKeys, provider: str, evidence: LogEvidence
 ) -> None:
     hook = valid(keys, provider)
     big = hook.request.body[:-1] + b', "pad": "' + b"x" * (MAX_BODY + 10) + b'"}'
     # Announced by Content-Length: refused before reading (signature not even checked).
-    assert_refusal(client.post(hook.request.path, data=big, headers=hook.request.headers), {413})
-
-    # Not announced (chunked, no Content-Length): refused while reading.
-    environ = EnvironBuilder(
-        path=hook.request.path, method="POST", headers=hook.request.headers
-    ).get_environ()
-    environ.pop("CONTENT_LENGTH", None)
-    environ["HTTP_TRANSFER_ENCODING"] = "chunked"
-    environ["wsgi.input"] = io.BytesIO(big)
-    body, status, headers = client.run_wsgi_app(environ, buffered=True)
-    assert_refusal(Response(list(body), status=status, headers=headers), {413})
+    assert_refusal(server.request("POST", hook.request.path, big, hook.request.headers), {413})
+    # Not announced (chunked): refused while reading, whatever the size of the chunks.
+    chunks = [big[i : i + 4096] for i in range(0, len(big), 4096)]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    headers = {**hook.request.headers, "Transfer-Encoding": "chunked"}
+    head = rawhttp.request_head(hook.request.path, headers)
+    assert rawhttp.exchange(server.base_url, head + chunked) == 413

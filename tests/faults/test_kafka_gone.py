@@ -46,9 +46,9 @@ def test_all_brokers_down_means_503_then_recovery_without_restart(
     wait_for_status(url + "/readyz")
     workers_before = producer.children()
 
-    load = LoadGenerator(url, lambda n: fastio_webhook(keys.fastio, n), count=360, rate_per_s=8, retries=0)
+    load = LoadGenerator(url, lambda n: fastio_webhook(keys.fastio, n), count=300, rate_per_s=8, retries=0)
     load.start()
-    time.sleep(6)
+    time.sleep(4)
 
     for node in healthy_cluster.node_ids:
         healthy_cluster.kill(node)

@@ -108,7 +108,7 @@ def test_no_secret_signature_or_payload_in_any_log_line(
     assert not any(lag.values()), f"the groups did not catch up: {lag}"
     dlq = read_all(pipeline.bootstrap, pipeline.dlq_topic)
     listing = pipeline.cli("dlq", "list")
-    for record in dlq[:12]:
+    for record in dlq[:4]:
         pipeline.cli("dlq", "show", f"{record.partition}:{record.offset}")
 
     # The traffic did what it was meant to, so the scan below covers every refusal path.
