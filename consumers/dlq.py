@@ -107,7 +107,11 @@ class DeadLetterPublisher:
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.flush(self._ack_timeout_s)
+            if self._producer.flush(self._ack_timeout_s):
+                # Never acknowledged: its original offset was not stored, so the record comes
+                # back to the group; drop this copy rather than let it land later as a duplicate.
+                self._producer.purge()
+                self._producer.flush(0)
             self._producer = None
 
 

@@ -181,7 +181,8 @@ class FileIndex:
             self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # One member thread uses it at a time, though not always the thread that built the handler.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")  # readers (search) never block the writer
         self._db.execute("PRAGMA synchronous=FULL")  # a committed batch survives power loss too
         self._db.execute("PRAGMA busy_timeout=5000")

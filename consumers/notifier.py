@@ -155,7 +155,7 @@ class SentLog:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a record survives the process dying (kill -9), not the machine losing power,
         # where the worst case is a repeated notification; FULL would fsync once per send.
