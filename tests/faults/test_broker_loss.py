@@ -38,8 +38,7 @@ def test_losing_one_broker_at_a_time_loses_nothing(
 ) -> None:
     pipeline = make_pipeline()
     producer = pipeline.producer(workers=2)
-    for group in GROUPS:
-        pipeline.member(group)
+    pipeline.start_groups(GROUPS)
     url = producer.base_url
     wait_for_status(url + "/readyz")
     topics = [pipeline.topic, pipeline.dlq_topic]

@@ -37,7 +37,7 @@ def test_members_killed_mid_batch_lose_and_double_nothing(
     receiver.delay_s = 0.02
     pipeline = make_pipeline(HOOKSTREAM_CONSUMER_BATCH_SIZE="50")
     producer = pipeline.producer(workers=2)
-    members = [pipeline.member(group) for group in GROUPS for _ in range(2)]
+    members = pipeline.start_groups(GROUPS, per_group=2)
     wait_for_status(producer.base_url + "/readyz")
 
     load = LoadGenerator(

@@ -33,8 +33,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 @pytest.fixture
 def pipeline(make_pipeline: PipelineFactory) -> Pipeline:
     pipeline = make_pipeline()
-    for group in GROUPS:
-        pipeline.member(group)
+    pipeline.start_groups(GROUPS)
     return pipeline
 
 

@@ -94,8 +94,7 @@ def test_no_secret_signature_or_payload_in_any_log_line(
     receiver.status_for = lambda body: 400 if b"refuse-me" in body else 200
     pipeline = make_pipeline()
     producer = pipeline.producer(workers=2)
-    for group in GROUPS:
-        pipeline.member(group)
+    pipeline.start_groups(GROUPS)
     wait_for_status(producer.base_url + "/readyz")
 
     hooks = tempting_requests(keys)

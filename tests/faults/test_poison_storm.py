@@ -171,7 +171,7 @@ def test_poison_storm_then_a_bad_deploy(
     receiver.status_for = lambda body: 400 if REJECT_MARK.encode() in body else 200
     pipeline = make_pipeline(HOOKSTREAM_BREAKER_WINDOW=str(BREAKER_WINDOW), HOOKSTREAM_BREAKER_RATIO="0.5")
     producer = pipeline.producer(workers=2)
-    members: dict[str, Proc] = {group: pipeline.member(group) for group in GROUPS}
+    members: dict[str, Proc] = dict(zip(GROUPS, pipeline.start_groups(GROUPS), strict=True))
     wait_for_status(producer.base_url + "/readyz")
 
     # Act 1: the storm.

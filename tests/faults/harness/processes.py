@@ -43,7 +43,8 @@ class Proc:
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
-    def start(self, timeout_s: float = 60.0) -> Proc:
+    def start(self, timeout_s: float = 60.0, wait: bool = True) -> Proc:
+        """Launch the process; with `wait`, return once it answers on `ready_url`."""
         self.starts += 1
         with self.log.open("ab") as out:
             out.write(f"--- start #{self.starts}: {' '.join(self.argv)}\n".encode())
@@ -52,10 +53,11 @@ class Proc:
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
-        self._wait_ready(timeout_s)
+        if wait:
+            self.wait_ready(timeout_s)
         return self
 
-    def _wait_ready(self, timeout_s: float) -> None:
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.alive:
@@ -186,14 +188,21 @@ class Pipeline:
         argv = [HOOKSTREAM, "producer", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
         return self._new("producer", argv, f"http://127.0.0.1:{port}/healthz", self.env(**env)).start()
 
-    def member(self, group: str, **env: str) -> Proc:
+    def member(self, group: str, wait: bool = True, **env: str) -> Proc:
         port = free_port_block(1)
         index = sum(1 for p in self.procs if p.name.startswith(f"{group}-")) + 1
         proc_env = self.env(HOOKSTREAM_METRICS_PORT=str(port), **env)
         proc = self._new(
             f"{group}-{index}", [HOOKSTREAM, "consume", group], f"http://127.0.0.1:{port}/metrics", proc_env
         )
-        return proc.start()
+        return proc.start(wait=wait)
+
+    def start_groups(self, groups: tuple[str, ...], per_group: int = 1) -> list[Proc]:
+        """`per_group` members of each group, started side by side (they take seconds each)."""
+        started = [self.member(group, wait=False) for group in groups for _ in range(per_group)]
+        for proc in started:
+            proc.wait_ready()
+        return started
 
     def cli(self, *args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run `hookstream <args>` with this pipeline's settings; its output is captured (and
