@@ -20,5 +20,6 @@ class ProducerWorker(UvicornWorker):  # type: ignore[misc]
         "ws": "none",  # no websockets here: an upgrade request is answered as plain HTTP
         "lifespan": "on",  # the app delivers what is still queued at shutdown
         "server_header": False,
+        "proxy_headers": False,  # nothing here reads the client's address; skip the rewrite per request
         "access_log": False,  # the app logs one JSON line per webhook itself
     }
