@@ -8,6 +8,7 @@ children are bound once per member, so the hot loop never looks labels up.
 from __future__ import annotations
 
 import contextlib
+from bisect import bisect_left
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -60,6 +61,37 @@ CIRCUIT_OPEN = Gauge(
 )
 
 
+class HistogramBatch:
+    """Observations of one histogram child, counted locally and added to it once per batch.
+
+    `Histogram.observe` takes two locks per call, a cost the hot loop pays per record; this
+    adds the same bucket counts and sum under one lock per touched bucket, once per batch.
+    It reads the child's bucket bounds and values (prometheus_client internals, stable for
+    years; the unit tests compare the result with plain `observe`).
+    """
+
+    def __init__(self, child: Histogram) -> None:
+        self._child = child
+        self._bounds: list[float] = child._upper_bounds  # ends with +Inf: every value fits
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect_left(self._bounds, value)] += 1  # the first bucket with value <= bound
+        self._sum += value
+
+    def publish(self) -> None:
+        """Add what was observed since the last publish to the histogram."""
+        counts = self._counts
+        for i, count in enumerate(counts):
+            if count:
+                self._child._buckets[i].inc(count)
+                counts[i] = 0
+        if self._sum:
+            self._child._sum.inc(self._sum)
+            self._sum = 0.0
+
+
 class MemberMetrics:
     """The metric children of one group, bound once."""
 
@@ -68,8 +100,8 @@ class MemberMetrics:
         self.consumed = CONSUMED.labels(group)
         self.processed = PROCESSED.labels(group)
         self.retries = RETRIES.labels(group)
-        self.processing = PROCESSING.labels(group)
-        self.end_to_end = END_TO_END.labels(group)
+        self.processing = HistogramBatch(PROCESSING.labels(group))
+        self.end_to_end = HistogramBatch(END_TO_END.labels(group))
         self.last_commit = LAST_COMMIT.labels(group)
         self.circuit_open = CIRCUIT_OPEN.labels(group)
         self.circuit_open.set(0)

@@ -37,6 +37,8 @@ from schemas import codec
 log = logging.getLogger("hookstream.consumers")
 
 TopicPartitionKey = tuple[str, int]
+# What decoding made of a record: the record, why it is poison, or None when it is not ours.
+_Outcome = Record | SchemaError | None
 
 
 class _Interrupted(Exception):
@@ -50,9 +52,9 @@ class _PartitionGone(Exception):
 def decode(value: bytes | None) -> codec.Envelope:
     """The envelope in `value`, or SchemaError when the record breaks the contract (poison)."""
     envelope = codec.decode(value)
-    for name in ("event_type", "workspace_id", "provider"):
-        if not getattr(envelope, name):
-            raise SchemaError(f"envelope {envelope.event_id!r} has an empty {name}")
+    if not (envelope.event_type and envelope.workspace_id and envelope.provider):
+        empty = [name for name in ("event_type", "workspace_id", "provider") if not getattr(envelope, name)]
+        raise SchemaError(f"envelope {envelope.event_id!r} has an empty {empty[0]}")
     return envelope
 
 
@@ -178,16 +180,13 @@ class Member:
         self._finish_batch()
 
     def _process_records(self, batch: list[Message]) -> None:
-        for msg in batch:
-            if msg.error() is not None:
-                self._on_message_error(msg)
-                continue
-            topic, partition, offset = messages.position(msg)
-            key = (topic, partition)
+        decoded = self._decode(batch)
+        self._handler.start_batch([outcome for _, _, _, outcome in decoded if isinstance(outcome, Record)])
+        for msg, key, offset, outcome in decoded:
             if key in self._gone:
                 continue
             try:
-                self._process(msg, topic, partition, offset)
+                self._process(msg, outcome)
             except _PartitionGone:
                 continue
             self._pending[key] = offset + 1
@@ -199,26 +198,43 @@ class Member:
             if time.monotonic() - self._last_poll > self._keepalive_s:
                 self._keepalive(0)
 
+    def _decode(self, batch: list[Message]) -> list[tuple[Message, TopicPartitionKey, int, _Outcome]]:
+        """Every record of the batch with its decoded form: a Record, the SchemaError of a
+        poison record, or None for a replay meant for another group. Error events are dealt
+        with here and left out."""
+        decoded: list[tuple[Message, TopicPartitionKey, int, _Outcome]] = []
+        for msg in batch:
+            if msg.error() is not None:
+                self._on_message_error(msg)
+                continue
+            topic, partition, offset = messages.position(msg)
+            outcome: _Outcome = None
+            if not self._addressed_elsewhere(msg):
+                value = msg.value() or b""
+                try:
+                    outcome = Record(decode(value), topic, partition, offset, msg.timestamp()[1], value)
+                except SchemaError as exc:
+                    outcome = exc
+            decoded.append((msg, (topic, partition), offset, outcome))
+        return decoded
+
     def _finish_batch(self) -> None:
         self._flush_and_store()
         self._resume()
 
-    def _process(self, msg: Message, topic: str, partition: int, offset: int) -> None:
-        if self._addressed_elsewhere(msg):
+    def _process(self, msg: Message, outcome: _Outcome) -> None:
+        if outcome is None:
             self._finished += 1
             return
-        try:
-            envelope = decode(msg.value())
-        except SchemaError as exc:
-            self._dead_letter(msg, exc, attempts=0, reason="poison")
+        if isinstance(outcome, SchemaError):
+            self._dead_letter(msg, outcome, attempts=0, reason="poison")
             return
-        record = Record(envelope, topic, partition, offset, msg.timestamp()[1])
         started = time.perf_counter()
-        attempts, error = self._handle(record)
+        attempts, error = self._handle(outcome)
         self.metrics.processing.observe(time.perf_counter() - started)
         if error is None:
             self._breaker.record(False)
-            self._received.append(envelope.received_at.timestamp())
+            self._received.append(outcome.envelope.received_at.timestamp())
             self._finished += 1
         else:
             reason = "retries_exhausted" if is_transient(error) else "permanent"
@@ -305,7 +321,8 @@ class Member:
                 ]
             )
             self._pending.clear()
-        if self._finished:  # counted once per batch: a lock per record costs the hot loop
+        # Metrics are added once per batch: a lock per record costs the hot loop.
+        if self._finished:
             self.metrics.processed.inc(self._finished)
             self._finished = 0
         if self._received:
@@ -313,6 +330,8 @@ class Member:
             for received in self._received:
                 self.metrics.end_to_end.observe(now - received)
             self._received.clear()
+        self.metrics.processing.publish()
+        self.metrics.end_to_end.publish()
 
     def _flush_handler(self) -> None:
         for wait in chain(self._retry.delays(), [None]):
