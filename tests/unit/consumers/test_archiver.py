@@ -132,3 +132,27 @@ def test_verify_reports_gaps_and_duplicates(tmp_path: Path) -> None:
     assert (part.records, part.gaps, part.duplicates) == (5, [(3, 4)], [2])
     assert not report.ok
     assert any("gaps: 3-4; duplicates: 2" in line for line in report.lines())
+
+
+def test_records_copied_from_kafka_bytes_read_back_as_encoding_them_would(tmp_path: Path) -> None:
+    from schemas.codec import decode, encode
+
+    by_hand = [_record(3, offset) for offset in range(4)]
+    as_consumed = [replace(r, value=encode(r.envelope)) for r in by_hand]
+    oldest = min(schema_versions())
+    old_value = encode(by_hand[0].envelope, version=oldest)
+    older = replace(by_hand[0], envelope=decode(old_value), offset=4, value=old_value)
+    read: list[list[dict[str, object]]] = []
+    for name, records in (("encoded", by_hand), ("copied", [*as_consumed, older])):
+        settings = _settings(tmp_path / name)
+        archiver = Archiver(settings)
+        for record in records:
+            archiver.handle(record)
+        archiver.close()
+        (path,) = _files(settings)
+        with path.open("rb") as fo:
+            read.append(list(fastavro.reader(fo)))
+    encoded, copied = read
+    assert copied[:4] == encoded
+    assert [(r["kafka_partition"], r["kafka_offset"]) for r in copied] == [(3, o) for o in range(5)]
+    assert copied[4]["event_id"] == "evt-3-0" and copied[4]["schema_version"] == oldest
