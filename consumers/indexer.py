@@ -12,6 +12,7 @@ Rows are staged by `handle` and written by `flush` in one transaction per batch.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ _VERBS = {
 }
 
 
+@functools.lru_cache(maxsize=1024)  # a topic carries few event names: split each once, not per record
 def action_for(event_type: str) -> Action | None:
     """What an event name means for the index, or None when it is not about a file.
 
