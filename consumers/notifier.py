@@ -1,7 +1,7 @@
 """The notifier group: event-name rules to Slack incoming webhooks or HTTP JSON endpoints.
 
 Where notifications go, in order: the rules file (`HOOKSTREAM_NOTIFIER_RULES`), else every
-event to `HOOKSTREAM_NOTIFY_URL`, else a log line per event. A rules file looks like:
+event to `HOOKSTREAM_NOTIFY_URL`, else a log line per batch listing its events. A rules file looks like:
 
     rules:
       - events: ["workspace_storage_file_*", "file.*"]   # fnmatch patterns, case-insensitive
@@ -23,7 +23,9 @@ from __future__ import annotations
 import fnmatch
 import logging
 import sqlite3
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,7 @@ class SentLog:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()  # the notifier's sender threads share the connection
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a record survives the process dying (kill -9), not the machine losing power,
         # where the worst case is a repeated notification; FULL would fsync once per send.
@@ -168,17 +171,19 @@ class SentLog:
         )
 
     def contains(self, event_id: str, destination: Destination) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM sent WHERE event_id = ? AND destination = ?", (event_id, destination.url)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM sent WHERE event_id = ? AND destination = ?", (event_id, destination.url)
+            ).fetchone()
         return row is not None
 
     def add(self, event_id: str, destination: Destination) -> None:
         try:
-            self._db.execute(
-                "INSERT OR IGNORE INTO sent (event_id, destination) VALUES (?, ?)",
-                (event_id, destination.url),
-            )
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO sent (event_id, destination) VALUES (?, ?)",
+                    (event_id, destination.url),
+                )
         except sqlite3.OperationalError as exc:
             raise TransientError(f"notifier dedupe store: {exc}") from exc
 
@@ -208,34 +213,117 @@ def post(session: requests.Session, destination: Destination, envelope: Envelope
     raise error(f"{destination.kind} destination {host} answered {status}")
 
 
+# Workspaces notified side by side; one workspace's notifications are always sent in order.
+_SENDERS = 8
+
+_Position = tuple[str, int, int]
+
+
 class Notifier(Handler):
+    """Sends each event's notifications; a batch's workspaces are notified side by side.
+
+    `start_batch` starts one chain per workspace on a small thread pool: each chain sends its
+    records in order and stops at its first failure, leaving the rest of that workspace to
+    `handle`, which the runtime calls per record in order: it takes the chain's outcome for the
+    record (raising its error, so retry and DLQ work as for a synchronous send) or sends
+    itself. `flush` stops chains whose records the runtime will not handle (a partition
+    revoked, a shutdown) and waits for them, so no send outlives its batch.
+    """
+
     def __init__(self, settings: Settings) -> None:
         self._rules = load_rules(settings)
         self._sent = SentLog(settings.data_dir / "notifier.sqlite3") if self._rules else None
-        self._session = requests.Session()
+        # requests.Session is not thread-safe: one per thread, each keeping its connections alive.
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._early: dict[_Position, Future[bool]] = {}  # result False: not sent, handle sends
+        self._settle = threading.Event()
+        self._logged: list[dict[str, str | None]] = []
+
+    def start_batch(self, records: list[Record]) -> None:
+        if self._sent is None or len(records) < 2:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_SENDERS, thread_name_prefix="notifier")
+        chains: dict[str, list[tuple[Record, Future[bool]]]] = {}
+        for record in records:
+            future: Future[bool] = Future()
+            self._early[_position(record)] = future
+            chains.setdefault(record.envelope.workspace_id, []).append((record, future))
+        self._settle = threading.Event()
+        for chain in chains.values():
+            self._pool.submit(self._send_chain, chain, self._settle)
+
+    def _send_chain(self, chain: list[tuple[Record, Future[bool]]], settle: threading.Event) -> None:
+        failed = False
+        for record, future in chain:
+            if failed or settle.is_set():
+                future.set_result(False)
+                continue
+            try:
+                self._notify(record.envelope)
+            except Exception as exc:
+                future.set_exception(exc)
+                failed = True  # later records of this workspace wait for this one's retries
+            else:
+                future.set_result(True)
 
     def handle(self, record: Record) -> None:
         envelope = record.envelope
         if self._sent is None:
-            log.info(
-                "notification",
-                extra={
-                    "fields": {
-                        "event_id": envelope.event_id,
-                        "event_type": envelope.event_type,
-                        "workspace_id": envelope.workspace_id,
-                        "object_id": envelope.object_id,
-                    }
-                },
+            self._logged.append(
+                {
+                    "event_id": envelope.event_id,
+                    "event_type": envelope.event_type,
+                    "workspace_id": envelope.workspace_id,
+                    "object_id": envelope.object_id,
+                }
             )
             return
+        early = self._early.pop(_position(record), None)
+        if early is not None and early.result():  # raises the chain's error for this record
+            return
+        self._notify(envelope)
+
+    def _notify(self, envelope: Envelope) -> None:
+        assert self._sent is not None
         for destination in destinations_for(self._rules, envelope):
             if self._sent.contains(envelope.event_id, destination):
                 continue
-            post(self._session, destination, envelope)
+            post(self._session(), destination, envelope)
             self._sent.add(envelope.event_id, destination)
 
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def flush(self) -> None:
+        if self._logged:  # log-only mode: one line per batch, not one per event
+            log.info("notifications", extra={"fields": {"count": len(self._logged), "events": self._logged}})
+            self._logged = []
+        if self._early:
+            self._settle.set()
+            for future in self._early.values():
+                future.exception()  # waits; its outcome no longer matters: the record comes back
+            self._early.clear()
+
     def close(self) -> None:
-        self._session.close()
+        self._settle.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._early.clear()
+        self._logged = []  # never flushed: their offsets were not stored, Kafka delivers them again
+        for session in self._sessions:
+            session.close()
         if self._sent is not None:
             self._sent.close()
+
+
+def _position(record: Record) -> _Position:
+    return record.topic, record.partition, record.offset
