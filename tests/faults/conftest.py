@@ -7,6 +7,7 @@ pipeline of real processes per scenario.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,7 +44,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.path.name == "test_log_hygiene.py")
     if config.option.markexpr:
         return  # the caller chose what to run
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         slow = item.get_closest_marker("faults") and not item.get_closest_marker("faults_smoke")
         (drop if slow else keep).append(item)
@@ -63,9 +65,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 @pytest.fixture(scope="session")
 def work_dir() -> Path:
-    shutil.rmtree(WORK_DIR, ignore_errors=True)
-    WORK_DIR.mkdir(parents=True)
-    return WORK_DIR
+    """This session's folder under WORK_DIR, named by its pid. Folders of sessions no longer
+    running are removed; a session running beside this one (another `make test`) keeps its own."""
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    for old in WORK_DIR.glob("session-*"):
+        if not Path(f"/proc/{old.name.removeprefix('session-')}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    mine = WORK_DIR / f"session-{os.getpid()}"
+    mine.mkdir(exist_ok=True)
+    return mine
 
 
 @pytest.fixture(scope="session")

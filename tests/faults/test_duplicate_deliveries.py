@@ -19,6 +19,7 @@ from hookstream.localkafka import LocalCluster
 from schemas.codec import Envelope, encode, utc_now
 from tests.faults.conftest import PipelineFactory
 from tests.faults.harness.accounting import close_books
+from tests.faults.harness.kafka_reader import kafka_headers
 from tests.faults.harness.ledger import Ledger
 from tests.faults.harness.load import Attempt, post, wait_for_status
 from tests.faults.harness.logscan import LogEvidence
@@ -105,7 +106,10 @@ def test_copies_left_by_a_503_and_a_retry_yield_one_record(
         )
         for _ in range(2):
             kafka.produce(
-                pipeline.topic, encode(envelope), envelope.workspace_id.encode(), headers=envelope.headers()
+                pipeline.topic,
+                encode(envelope),
+                envelope.workspace_id.encode(),
+                headers=kafka_headers(envelope.headers()),
             )
     assert kafka.flush(30) == 0
     del kafka  # its threads would keep calling a cluster the session stops

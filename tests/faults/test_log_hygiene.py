@@ -23,7 +23,7 @@ from schemas.codec import Envelope, encode, utc_now
 from tests.faults.conftest import PipelineFactory
 from tests.faults.harness import signing
 from tests.faults.harness.accounting import dead_lettered, wait_caught_up
-from tests.faults.harness.kafka_reader import read_all
+from tests.faults.harness.kafka_reader import kafka_headers, read_all
 from tests.faults.harness.load import post, wait_for_status
 from tests.faults.harness.logscan import LogEvidence
 from tests.faults.harness.receiver import NotificationReceiver
@@ -79,7 +79,7 @@ def poison_with_payload(bootstrap: str, topic: str, keys: SigningKeys) -> list[W
         )
         whole = encode(envelope)
         value = whole[: len(whole) - 7] if n % 2 else b"H" + bytes([77]) + whole[2:]
-        producer.produce(topic, value, b"ws-0", headers=envelope.headers())
+        producer.produce(topic, value, b"ws-0", headers=kafka_headers(envelope.headers()))
     assert producer.flush(30) == 0
     return hooks
 

@@ -56,8 +56,10 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[Record
                 continue
             if msg.error() is not None:
                 continue  # partition EOF and transient errors: keep reading until the ends
-            p, off = msg.partition(), msg.offset()
-            records.append(Record(p, off, msg.key(), msg.value(), dict(msg.headers() or [])))
+            p, off = msg.partition() or 0, msg.offset() or 0
+            pairs: list[tuple[str, bytes]] = list(msg.headers() or [])  # type: ignore[arg-type]
+            headers = dict(pairs)
+            records.append(Record(p, off, msg.key(), msg.value(), headers))
             if off + 1 >= pending.get(p, 0):
                 pending.pop(p, None)
         return records
@@ -66,7 +68,7 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[Record
 
 
 def event_ids(records: list[Record]) -> Counter[str]:
-    return Counter(r.header("event_id") for r in records if r.header("event_id"))
+    return Counter(e for r in records if (e := r.header("event_id")))
 
 
 def group_lag(bootstrap: str, group: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
@@ -109,3 +111,12 @@ def wait_in_sync(bootstrap: str, topics: list[str], replicas: int = 3, timeout_s
             return
         time.sleep(1)
     raise TimeoutError(f"replicas not back in sync after {timeout_s:.0f}s: {short[:5]}")
+
+
+KafkaHeaders = list[tuple[str, str | bytes | None]]
+
+
+def kafka_headers(pairs: list[tuple[str, bytes]]) -> KafkaHeaders:
+    """Envelope headers in the type confluent-kafka's `produce` declares."""
+    headers: KafkaHeaders = [(name, value) for name, value in pairs]
+    return headers

@@ -60,8 +60,8 @@ class NotificationReceiver:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/notify"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}/notify"
 
     def __enter__(self) -> NotificationReceiver:
         self._thread.start()

@@ -41,7 +41,7 @@ def archive_records(data_dir: Path, topic: str) -> Counter[str]:
         with path.open("rb") as fo:
             try:
                 for block in fastavro.block_reader(fo):
-                    counts.update(record["event_id"] for record in block)
+                    counts.update(str(record["event_id"]) for record in block)  # type: ignore[index,call-overload]
             except Exception:
                 pass
     return counts
