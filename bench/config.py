@@ -14,11 +14,17 @@ from pathlib import Path
 
 STAGES = ("workers", "ingest", "broker", "consumers", "e2e", "profile")
 INGEST_APPS = ("hookstream", "baseline", "peer", "flask_ceiling", "wsgi_ceiling")
+GUNICORN_APPS = ("baseline", "flask_ceiling", "wsgi_ceiling")  # the worker class is theirs to choose
+GUNICORN_CLASSES = ("sync", "gthread", "gevent")
 
 
 @dataclass(frozen=True)
 class WorkerSetting:
-    """A gunicorn worker class and size: `gthread:16@2` is 2 gthread workers of 16 threads."""
+    """A worker class and size: `gthread:16@2` is 2 gthread workers of 16 threads.
+
+    Hookstream's class is fixed (gunicorn with its uvicorn worker: `uvicorn@2`), and so is the
+    peer's (uvicorn with 2 workers); only the gunicorn apps' classes are parsed from the knobs.
+    """
 
     worker_class: str
     workers: int
@@ -28,9 +34,13 @@ class WorkerSetting:
     def parse(cls, text: str) -> WorkerSetting:
         spec, _, workers = text.partition("@")
         worker_class, _, threads = spec.partition(":")
-        if worker_class not in ("sync", "gthread", "gevent"):
+        if worker_class not in GUNICORN_CLASSES:
             raise ValueError(f"worker setting {text!r}: class must be sync, gthread or gevent")
         return cls(worker_class, int(workers or 2), int(threads or 1))
+
+    @classmethod
+    def uvicorn(cls, workers: int) -> WorkerSetting:
+        return cls("uvicorn", workers)
 
     @property
     def label(self) -> str:
@@ -49,9 +59,11 @@ class BenchConfig:
     connections: int
     wrk_threads: int
     timeout_s: float
-    worker_trials: tuple[WorkerSetting, ...]
+    worker_trials: tuple[WorkerSetting, ...]  # for the gunicorn apps, each picks its best
+    hookstream_worker_trials: tuple[int, ...]  # Hookstream's worker counts to try
     trial_s: float
-    worker_setting: WorkerSetting | None  # None: the trial's winner
+    worker_setting: WorkerSetting | None  # for every gunicorn app; None: each app's trial winner
+    hookstream_workers: int | None  # None: the trial's winner
     open_max_rps: int  # sizes the open step's file of distinct pre-signed requests
     warm_records: int  # written before anything is measured: a cold broker JVM is several times slower
     perf_records: int
@@ -77,7 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--apps", help=f"comma-separated ingest apps (BENCH_APPS): {','.join(INGEST_APPS)}")
     parser.add_argument("--rates", help="offered req/s steps, e.g. 250,500,1000,2000 (BENCH_RATES)")
     parser.add_argument("--step-s", type=float, help="seconds per step (BENCH_STEP_S)")
-    parser.add_argument("--workers", help="skip the trial: use this gunicorn setting, e.g. gthread:16@2")
+    parser.add_argument(
+        "--workers", help="skip the gunicorn trials: this setting for every gunicorn app, e.g. gthread:16@2"
+    )
+    parser.add_argument("--hookstream-workers", type=int, help="skip Hookstream's trial: this many workers")
     parser.add_argument("--out", type=Path, help="report folder (BENCH_OUT)")
     return parser
 
@@ -116,6 +131,7 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         "sync@2,gthread:16@2,gevent@2",
     )
     chosen = args.workers or env.get("BENCH_WORKERS")
+    hookstream_workers = args.hookstream_workers or env.get("BENCH_HOOKSTREAM_WORKERS")
     return BenchConfig(
         quick=quick,
         stages=_check(_csv(args.only or env.get("BENCH_ONLY")) or STAGES, STAGES, "stage"),
@@ -129,8 +145,12 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         wrk_threads=int(pick(None, "BENCH_WRK_THREADS", "1", "1")),
         timeout_s=float(pick(None, "BENCH_TIMEOUT_S", "5", "5")),
         worker_trials=tuple(WorkerSetting.parse(t) for t in _csv(trials) or ()),
+        hookstream_worker_trials=tuple(
+            int(n) for n in _csv(pick(None, "BENCH_HOOKSTREAM_WORKER_TRIALS", "1,2", "1,2")) or ()
+        ),
         trial_s=float(pick(None, "BENCH_TRIAL_S", "6", "3")),
         worker_setting=WorkerSetting.parse(chosen) if chosen else None,
+        hookstream_workers=int(hookstream_workers) if hookstream_workers else None,
         open_max_rps=int(pick(None, "BENCH_OPEN_MAX_RPS", "12000", "12000")),
         warm_records=int(pick(None, "BENCH_WARM_RECORDS", "100000", "30000")),
         perf_records=int(pick(None, "BENCH_PERF_RECORDS", "1000000", "100000")),

@@ -93,7 +93,7 @@ def measure_app(ws: Workspace, app: str, setting: WorkerSetting, steps: tuple[in
     acked = 1 + warmup.acked + sum(r["acked"] for r in results)
     record: dict[str, Any] = {
         "app": app,
-        "setting": "uvicorn@2" if app == "peer" else setting.label,
+        "setting": setting.label,
         "steps": results,
         "peak_acked_rps": max((r["acked_rps"] for r in results), default=0.0),
         "peak_rss_mb": [m.__dict__ for m in memory],

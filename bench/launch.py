@@ -1,7 +1,8 @@
 """How each app under test is started: the command line, its worker setting, its settings.
 
-The gunicorn apps (Hookstream, the baseline and both ceilings) all get the same worker
-setting; the peer runs as its articles run it, under uvicorn with 2 workers.
+The gunicorn apps (the baseline and both ceilings) run under the worker setting their trial
+chose; Hookstream under gunicorn with its own uvicorn worker class (only the worker count is
+chosen); the peer as its articles run it, under uvicorn with 2 workers.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from bench.servers import Server
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PEER_WORKERS = 2
+PEER = WorkerSetting.uvicorn(2)
 
-GUNICORN_APPS = {
+GUNICORN_MODULES = {
     "baseline": "bench.apps.baseline:app",
     "flask_ceiling": "bench.apps.flask_ceiling:app",
     "wsgi_ceiling": "bench.apps.wsgi_ceiling:app",
@@ -40,11 +41,11 @@ def command(app: str, port: int, setting: WorkerSetting) -> list[str]:
     if app == "peer":
         return [
             sys.executable, "-m", "uvicorn", "bench.apps.peer:app", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(PEER_WORKERS), "--no-access-log", "--log-level", "warning",
+            "--port", str(port), "--workers", str(PEER.workers), "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
     return [
         sys.executable, "-m", "gunicorn", "--bind", bind, *_gunicorn_flags(setting),
-        "--keep-alive", "75", "--backlog", "2048", "--log-level", "warning", GUNICORN_APPS[app],
+        "--keep-alive", "75", "--backlog", "2048", "--log-level", "warning", GUNICORN_MODULES[app],
     ]  # fmt: skip
 
 

@@ -2,9 +2,11 @@
 
 py-spy samples every worker (`--subprocesses`) 100 times a second without touching the
 code, and writes collapsed stacks: `frame;frame;...;leaf count` per line. `--gil` keeps only
-the thread holding the GIL: a gthread worker runs Python on one thread at a time, so that is
-where its capacity goes; without it, 32 threads parked on locks, queues and epoll swamp the
-profile (py-spy does not reliably tell them idle here). `--nonblocking` leaves the workers
+the thread holding the GIL: a worker runs Python on one thread at a time (the event loop's,
+or librdkafka's poll thread handing acks over), so that is where its capacity goes; without
+it, threads parked in epoll and librdkafka's waits swamp the profile (py-spy does not reliably
+tell them idle here). uvloop and httptools are C: their own time shows up in the Python frame
+that called into them (uvicorn's protocol callbacks). `--nonblocking` leaves the workers
 running while they are read, so sampling does not slow what it measures. GIL samples come
 sparse on a busy box (a few hundred per run), so read the shares as +-5 points.
 """
@@ -41,6 +43,7 @@ PARTS = (
 )
 CONTAINERS = (
     ("gunicorn (HTTP parse, socket I/O, thread pool)", "gunicorn/"),
+    ("uvicorn + uvloop (HTTP protocol, event loop)", "uvicorn/"),
     ("webhook endpoint (own code)", "producer/webhook.py"),
 )
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")

@@ -139,7 +139,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Run {report['started_at']} ({report['mode']} mode, {report['duration_s']:.0f} s); "
         f"{machine['cores']} cores ({machine['cpu_model']}), {machine['memory_gib']} GiB, "
-        f"Linux {machine['kernel']}, load average at start {machine['load_average_at_start']}; "
+        f"Linux {machine['kernel']}, load average at start {machine['load_average_at_start']}, "
+        f"at the end {report.get('load_average_at_end', '—')}; "
         f"commit {machine['git_commit']}.",
         "",
         f"Versions: {versions}.",
@@ -176,6 +177,7 @@ def markdown(report: dict[str, Any]) -> str:
             for t in report["targets"]
         ],
     )
+    out += _missed(report)
     out += ["## Ingest, step by step", ""]
     header = "app workers offered acked/s p50_ms p95_ms p99_ms max_ms non-2xx socket_errors"
     header += " cores_app/broker/wrk CPU_ms/req_app/broker"
@@ -197,20 +199,124 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _ingest_bottleneck(report: dict[str, Any]) -> list[str]:
+    """Where Hookstream's ingest ran out: the cores at its best step, against the ceiling and
+    the peer, and what py-spy saw."""
+    apps, ingest, cores = report.get("apps", {}), report["ingest"], report["machine"]["cores"]
+    hookstream = apps.get("hookstream", {})
+    best = max(hookstream.get("steps", []), key=lambda s: s["acked_rps"], default=None)
+    if best is None:
+        return []
+    busy, cost = best.get("cores_busy", {}), best.get("cpu_ms_per_acked_request", {})
+    total = sum(v for v in busy.values() if v is not None)
+    line = (
+        f"- Ingest: at its best step ({best['offered_rps'] or 'open'}) Hookstream acked "
+        f"{_fmt(best['acked_rps'])} req/s while the producer kept {_fmt(busy.get('app'))} cores busy, "
+        f"the broker {_fmt(busy.get('broker'))} and wrk {_fmt(busy.get('wrk'))}: {_fmt(total)} of "
+        f"{cores} cores"
+    )
+    connections = report.get("config", {}).get("connections")
+    if total >= 0.85 * cores:
+        line += ", so the machine itself was the limit: more throughput needs less CPU per request"
+    elif connections and best["acked_rps"]:
+        # Little's law: with every connection busy, each request took connections / rate.
+        line += (
+            f", so CPU was not the limit: {connections} connections at {_fmt(best['acked_rps'])} req/s "
+            f"means each request spent {_fmt(1000 * connections / best['acked_rps'])} ms in flight "
+            f"(p50 {_fmt(best['latency_ms']['p50'])} ms), mostly waiting for Kafka's ack"
+        )
+    line += (
+        f". Each acked request cost {_fmt(cost.get('app'))} ms of producer CPU and "
+        f"{_fmt(cost.get('broker'))} ms of broker CPU"
+    )
+    peer = max(apps.get("peer", {}).get("steps", []), key=lambda s: s["acked_rps"], default=None)
+    if peer:
+        peer_cost = peer.get("cpu_ms_per_acked_request", {})
+        line += (
+            f" (the peer: {_fmt(peer_cost.get('app'))} ms and {_fmt(peer_cost.get('broker'))} ms "
+            f"at {_fmt(peer['acked_rps'])} req/s)"
+        )
+    line += f"; the better framework ceiling, without Kafka, answered {_fmt(ingest['ceiling_rps'])} req/s."
+    parts = report.get("profile", {}).get("parts", [])[:4]
+    if parts:
+        line += (
+            " py-spy charged the producer's samples to "
+            + ", ".join(f"{p['name']} {p['pct']}%" for p in parts)
+            + "."
+        )
+    return [line]
+
+
+def _group_bottleneck(report: dict[str, Any], group: str) -> str:
+    consumers = report.get("consumers", {})
+    raw = consumers.get("raw_poll_loop", {}).get("events_per_s")
+    decoding = consumers.get("raw_poll_loop_decoding", {}).get("events_per_s")
+    result = consumers.get("groups", {}).get(group, {})
+    line = (
+        f"- Consumer {group}: {_fmt(result.get('events_per_s'))} events/s against the raw loop's "
+        f"{_fmt(raw)} ({_fmt(result.get('fraction_of_raw'))})"
+    )
+    if raw and decoding:
+        line += (
+            f"; the raw loop that only decodes the Avro envelope already drops to {_fmt(decoding)} "
+            f"({_fmt(decoding / raw)}), the rest is the group's own handling"
+        )
+    return line + "."
+
+
+def _missed(report: dict[str, Any]) -> list[str]:
+    """For each missed target: the bottleneck the numbers point at, and what was tried."""
+    missed = [t["target"] for t in report.get("targets", []) if t["met"] is False]
+    if not missed:
+        return []
+    out = ["## Targets missed: the bottleneck, and what was tried", ""]
+    out += [f"Missed: {'; '.join(missed)}.", ""]
+    if any(name.startswith(("hookstream", "p99")) for name in missed):
+        out += _ingest_bottleneck(report)
+    for group in report.get("consumers", {}).get("groups", {}):
+        if f"{group} >= 70% of the raw poll loop" in missed:
+            out.append(_group_bottleneck(report, group))
+    e2e = report.get("end_to_end", {})
+    if any(name.startswith("end-to-end") for name in missed):
+        out.append(
+            f"- End to end: p50 {_fmt(e2e.get('p50_ms'))} ms, p99 {_fmt(e2e.get('p99_ms'))} ms at "
+            f"{_fmt(e2e.get('acked_rps'))} acked req/s; the indexer caught up: {e2e.get('caught_up')}."
+        )
+    out.append("")
+    tried = report.get("what_was_tried")
+    if tried:
+        out += ["What was tried so far (from docs/benchmarks/what-was-tried.md):", "", tried.strip(), ""]
+    return out
+
+
 def _sections(report: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    trials = report.get("worker_trials", [])
-    if trials:
+    choice = report.get("worker_choice", {})
+    if choice:
         out += [
-            "## Worker setting trials (open throttle)",
+            "## Worker settings (open-throttle trials)",
             "",
-            f"Chosen: **{report.get('worker_choice')}**.",
+            "The gunicorn apps (baseline, ceilings) were each tried under every gunicorn worker class "
+            "and size and run under their own best; Hookstream's worker class is fixed (gunicorn with "
+            "its uvicorn worker), so only its worker count was tried. Each won on acked req/s without "
+            "errors:",
             "",
         ]
+        out += [f"- **{app}: {c['setting']}**: {c['why']}." for app, c in choice.items()] + [""]
+    trials = report.get("worker_trials", [])
+    if trials:
         out += _table(
-            ["app", "setting", "acked/s", "p99 ms", "errors"],
+            ["app", "setting", "acked/s", "p99 ms", "errors", "cores busy", "CPU ms/req"],
             [
-                [t["app"], t["setting"], t.get("acked_rps"), t.get("p99_ms"), t.get("errors", t.get("error"))]
+                [
+                    t["app"],
+                    t["setting"],
+                    t.get("acked_rps"),
+                    t.get("p99_ms"),
+                    t.get("errors", t.get("error")),
+                    t.get("cores_app"),
+                    t.get("cpu_ms_per_request"),
+                ]
                 for t in trials
             ],
         )
@@ -292,10 +398,12 @@ def _sections(report: dict[str, Any]) -> list[str]:
     endpoint = prof.get("endpoint", {})
     if endpoint.get("top_own_time"):
         out += [
-            "### The request thread's own CPU, in-process under cProfile (no HTTP server)",
+            "### The event loop's own CPU, in-process under cProfile (no HTTP server)",
             "",
-            f"{endpoint['requests']} sequential requests, {endpoint['wall_ms_per_request']} ms wall each "
-            f"(mostly the ack wait), {endpoint['profiled_cpu_ms_per_request']} ms CPU each under cProfile.",
+            f"{endpoint['requests']} sequential requests through the ASGI app on uvloop, "
+            f"{endpoint['wall_ms_per_request']} ms wall each (mostly the ack wait); the loop's thread "
+            f"spent {endpoint.get('loop_cpu_ms_per_request')} ms CPU per request without the profiler, "
+            f"{endpoint['profiled_cpu_ms_per_request']} ms under it.",
             "",
         ]
         for title, key in (("file", "own_time_by_file"), ("function", "top_own_time")):

@@ -18,15 +18,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import groups, launch, machine, report, wrk
+from bench import groups, launch, machine, report, trials, wrk
 from bench.broker import BenchBroker, producer_performance
-from bench.config import BenchConfig, WorkerSetting, load_config
+from bench.config import GUNICORN_APPS, BenchConfig, WorkerSetting, load_config
 from bench.ingest import Workspace, measure_app
 from bench.profile import profile_endpoint, profile_producer
 from hookstream.localkafka import java_binary
 
 T = TypeVar("T")
 KAFKA_APPS = ("hookstream", "baseline", "peer")  # stepped; the ceilings only need the open step
+TRIED = launch.REPO / "docs" / "benchmarks" / "what-was-tried.md"
 
 
 class Run:
@@ -49,39 +50,59 @@ class Run:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def worker_trials(self) -> tuple[list[dict[str, Any]], WorkerSetting]:
-        """Open-throttle runs of Hookstream and the bare Flask route under each setting;
-        the setting where Hookstream acknowledged most without errors is used for all."""
-        trials: list[dict[str, Any]] = []
-        for i, setting in enumerate(self.cfg.worker_trials):
-            for app in ("hookstream", "flask_ceiling"):
-                trial: dict[str, Any] = {"app": app, "setting": setting.label}
-                trial_run = partial(measure_app, self.ws, app, setting, (0,), self.cfg.trial_s, f"-trial{i}")
-                result = self.stage(f"trial {app} {setting.label}", trial_run)
-                if result:
-                    step = result["steps"][0]
-                    trial.update(
-                        acked_rps=step["acked_rps"], p99_ms=step["latency_ms"]["p99"], errors=step["errors"]
-                    )
-                else:
-                    trial["error"] = "failed"
-                trials.append(trial)
-        return trials, self._winner(trials)
+    def worker_trials(self) -> list[dict[str, Any]]:
+        """Open-throttle runs of each app under each setting it may choose from: Hookstream's
+        worker counts, and the gunicorn apps' worker classes and sizes."""
+        cfg = self.cfg
+        plan: list[tuple[str, WorkerSetting]] = []
+        if cfg.hookstream_workers is None and "hookstream" in cfg.apps:
+            plan += [("hookstream", WorkerSetting.uvicorn(n)) for n in cfg.hookstream_worker_trials]
+        if cfg.worker_setting is None:
+            plan += [(app, s) for s in cfg.worker_trials for app in GUNICORN_APPS if app in cfg.apps]
+        found: list[dict[str, Any]] = []
+        for i, (app, setting) in enumerate(plan):
+            trial_run = partial(measure_app, self.ws, app, setting, (0,), cfg.trial_s, f"-trial{i}")
+            result = self.stage(f"trial {app} {setting.label}", trial_run)
+            if result:
+                found.append(trials.trial_record(app, setting.label, result["steps"][0]))
+            else:
+                found.append({"app": app, "setting": setting.label, "error": "failed"})
+        return found
 
-    def _winner(self, trials: list[dict[str, Any]]) -> WorkerSetting:
-        for app in ("hookstream", "flask_ceiling"):
-            measured = [t for t in trials if t["app"] == app and "acked_rps" in t]
-            if measured:
-                best = max(measured, key=lambda t: (t["errors"] == 0, t["acked_rps"]))
-                return next(s for s in self.cfg.worker_trials if s.label == best["setting"])
-        raise RuntimeError("no worker setting trial succeeded; see the logs")
+    def choose_settings(self, found: list[dict[str, Any]]) -> dict[str, tuple[WorkerSetting, str]]:
+        """Each app's setting and why: a flag's, else its trial's winner, else a default."""
+        cfg = self.cfg
+        tried = {s.label: s for s in cfg.worker_trials}
+        tried.update((f"uvicorn@{n}", WorkerSetting.uvicorn(n)) for n in cfg.hookstream_worker_trials)
 
-    def ingest(self, setting: WorkerSetting) -> dict[str, Any]:
+        def pick(
+            app: str, given: WorkerSetting | None, flag: str, default: WorkerSetting
+        ) -> tuple[WorkerSetting, str]:
+            if given is not None:
+                return given, f"given by {flag}"
+            won = trials.choose(found, app)
+            if won:
+                return tried[won[0]], won[1]
+            return default, "no trial of it ran: the default"
+
+        given_hookstream = WorkerSetting.uvicorn(cfg.hookstream_workers) if cfg.hookstream_workers else None
+        chosen = {
+            "hookstream": pick(
+                "hookstream", given_hookstream, "--hookstream-workers", WorkerSetting.uvicorn(2)
+            ),
+            "peer": (launch.PEER, "fixed: uvicorn with 2 workers, as articles 001 and 004 run it"),
+        }
+        for app in GUNICORN_APPS:
+            chosen[app] = pick(app, cfg.worker_setting, "--workers", WorkerSetting("gthread", 2, 32))
+        return chosen
+
+    def ingest(self, settings: dict[str, WorkerSetting]) -> dict[str, Any]:
         apps: dict[str, Any] = {}
         for app in self.cfg.apps:
             steps = self.cfg.steps if app in KAFKA_APPS else (0,)
             name = f"ingest {app}"
-            result = self.stage(name, partial(measure_app, self.ws, app, setting, steps, self.cfg.step_s))
+            measure = partial(measure_app, self.ws, app, settings[app], steps, self.cfg.step_s)
+            result = self.stage(name, measure)
             apps[app] = result or {"app": app, "error": self.failures.get(name, "failed")}
             if result:
                 self.log(f"{name}: " + ", ".join(map(_brief, result["steps"])))
@@ -151,25 +172,26 @@ def _warm_up(ws: Workspace) -> float:
 
 def _execute(cfg: BenchConfig, run: Run, results: dict[str, Any]) -> None:
     run.stage("broker warm-up", partial(_warm_up, run.ws))
-    setting = cfg.worker_setting
-    if setting is None and "workers" in cfg.stages:
-        found = run.stage("worker trials", run.worker_trials)
-        if found:
-            results["worker_trials"], setting = found
-    setting = setting or WorkerSetting("gthread", 2, 32)  # the producer's own default
-    results["worker_choice"] = setting.label
-    run.log(f"worker setting for every gunicorn app: {setting.label}")
+    found = run.stage("worker trials", run.worker_trials) if "workers" in cfg.stages else None
+    if found:
+        results["worker_trials"] = found
+    chosen = run.choose_settings(found or [])
+    results["worker_choice"] = {app: {"setting": s.label, "why": why} for app, (s, why) in chosen.items()}
+    settings = {app: setting for app, (setting, _) in chosen.items()}
+    for app, (setting, why) in chosen.items():
+        run.log(f"{app}: {setting.label} ({why})")
     if "ingest" in cfg.stages:
-        results["apps"] = run.ingest(setting)
+        results["apps"] = run.ingest(settings)
     hookstream_rps = results.get("apps", {}).get("hookstream", {}).get("peak_acked_rps")
     if "broker" in cfg.stages:
         results["broker"] = run.stage("broker limit", partial(run.broker_limit, hookstream_rps)) or {}
     if "consumers" in cfg.stages:
         results["consumers"] = run.stage("consumers", run.consumers) or {}
+    hookstream = settings["hookstream"]
     if "e2e" in cfg.stages:
-        results["end_to_end"] = run.stage("end to end", partial(groups.end_to_end, run.ws, setting)) or {}
+        results["end_to_end"] = run.stage("end to end", partial(groups.end_to_end, run.ws, hookstream)) or {}
     if "profile" in cfg.stages:
-        results["profile"] = run.stage("profile", partial(profile_producer, run.ws, setting)) or {}
+        results["profile"] = run.stage("profile", partial(profile_producer, run.ws, hookstream)) or {}
         endpoint = partial(profile_endpoint, run.ws, cfg.endpoint_requests)
         results["profile"]["endpoint"] = run.stage("endpoint profile", endpoint) or {}
 
@@ -203,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             run.log(f"broker on {broker.bootstrap}; {results['mode']} run, stages {','.join(cfg.stages)}")
             _execute(cfg, run, results)
             results["memory"] = _memory(results)
+            if TRIED.exists():  # history the harness cannot measure, kept by hand beside the report
+                results["what_was_tried"] = TRIED.read_text()
             results["failures"] = run.failures
             results["duration_s"] = round(time.monotonic() - run.started, 1)
+            results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
             final = report.summarize(results)
             paths = report.write(final, cfg.out_dir)
     print(report.markdown(final).split("## Ingest, step by step")[0])

@@ -36,6 +36,17 @@ def test_worker_setting_round_trips_through_its_label() -> None:
     assert WorkerSetting.parse("sync@2").label == "sync@2"
     with pytest.raises(ValueError, match="class must be"):
         WorkerSetting.parse("tornado@2")
+    with pytest.raises(ValueError, match="class must be"):
+        WorkerSetting.parse("uvicorn@2")  # Hookstream's fixed class is not a gunicorn choice
+    assert WorkerSetting.uvicorn(1).label == "uvicorn@1"
+
+
+def test_hookstream_tries_worker_counts_unless_one_is_given() -> None:
+    cfg = load_config([], {})
+    assert cfg.hookstream_worker_trials == (1, 2) and cfg.hookstream_workers is None
+    assert all(s.worker_class in ("sync", "gthread", "gevent") for s in cfg.worker_trials)
+    assert load_config(["--hookstream-workers", "2"], {}).hookstream_workers == 2
+    assert load_config([], {"BENCH_HOOKSTREAM_WORKERS": "1"}).hookstream_workers == 1
 
 
 METRICS = """# TYPE lat histogram

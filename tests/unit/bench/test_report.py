@@ -107,3 +107,28 @@ def test_report_is_json_and_renders_as_markdown_tables() -> None:
     text = markdown(report)
     assert "| hookstream | gthread:32@2 | open | 4,000 |" in text
     assert "**no**" in text  # the missed notifier target is visible
+
+
+def test_missed_targets_name_the_bottleneck_and_what_was_tried() -> None:
+    results = _results()
+    results["apps"]["hookstream"]["steps"][-1]["cpu_ms_per_acked_request"] = {"app": 0.4, "broker": 0.1}
+    results["consumers"]["raw_poll_loop_decoding"] = {"events_per_s": 5000.0}
+    results["what_was_tried"] = "- the producer moved to ASGI\n"
+    results["config"] = {"connections": 64}
+    results["worker_choice"] = {"hookstream": {"setting": "uvicorn@2", "why": "3,000 acked req/s"}}
+    text = markdown(summarize(results))
+
+    missed = text.split("## Targets missed")[1].split("## Ingest, step by step")[0]
+    assert "hookstream >= 1.0x peer" in missed  # 4000 vs the peer's 5000
+    assert "kept 1.2 cores busy, the broker 0.3 and wrk 0.1" in missed
+    assert "CPU was not the limit: 64 connections at 4,000 req/s means each request spent 16 ms" in missed
+    assert "Consumer notifier: 100 events/s" in missed and "0.5" in missed  # decoding alone halves it
+    assert "- the producer moved to ASGI" in missed
+    assert "**hookstream: uvicorn@2**: 3,000 acked req/s." in text
+
+
+def test_no_missed_section_when_every_target_is_met() -> None:
+    results = _results()
+    results["apps"]["peer"] = _app("peer", _step(1000, 1000.0, 30.0), _step(0, 3000.0, 60.0))
+    del results["consumers"]["groups"]["notifier"]
+    assert "## Targets missed" not in markdown(summarize(results))
