@@ -1,7 +1,8 @@
 """One member of a consumer group: poll a batch, process it, store offsets only after.
 
-    consume batch ─▶ per record: replay for another group? skip
-                                 decode ──poison──▶ DLQ (acked)
+    consume batch ─▶ decode each record; handler.start_batch(decoded records)
+                  ─▶ per record: replay for another group? skip
+                                 poison ──▶ DLQ (acked)
                                  handler ──transient──▶ retry in place (backoff, keeps polling)
                                          ──permanent / retries used up──▶ DLQ (acked)
                   ─▶ handler.flush() (effects durable) ─▶ store offsets ─▶ auto-commit (batched)
