@@ -9,8 +9,11 @@ Durability: `flush` (before the runtime stores offsets) writes the block and fsy
 so a committed offset always has its record on disk. No duplicates after a crash: records
 written after the last commit are processed again, so at start-up and on every assignment the
 archiver reads what the files already hold (only files that changed since it last looked) and
-skips any (partition, offset) at or below the highest one archived. A file cut short by a crash
-mid-write is truncated to its last whole block, but only when no live writer holds its lock.
+skips any (partition, offset) at or below the highest one archived. Kafka may also hold one event
+twice at two offsets (a 503'd record that landed late, then the sender's retry; copies accepted
+by two producer workers): the archiver also skips an event_id it archived within the senders'
+retry horizon (`EVENT_ID_WINDOW_S`). A file cut short by a crash mid-write is truncated to its
+last whole block, but only when no live writer holds its lock.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from consumers.handler import Handler, Record
 from hookstream.settings import Settings
 from schemas.codec import CURRENT_VERSION
 
+# Fast.io retries a delivery for up to 24 h: a copy of an event arrives within that horizon.
+EVENT_ID_WINDOW_S = 26 * 3600
+
 _POSITION_FIELDS = [
     {"name": "kafka_partition", "type": "int", "default": -1, "doc": "Partition of the events topic."},
     {"name": "kafka_offset", "type": "long", "default": -1, "doc": "Offset in that partition."},
@@ -51,12 +57,12 @@ def archive_schema() -> dict[str, Any]:
     return schema
 
 
-# Reading only the position skips decoding everything else.
+# Reading only the event_id and position skips decoding everything else.
 _POSITION_READER = {
     "type": "record",
     "name": "Envelope",
     "namespace": "io.hookstream",
-    "fields": _POSITION_FIELDS,
+    "fields": [{"name": "event_id", "type": "string"}, *_POSITION_FIELDS],
 }
 
 
@@ -82,6 +88,7 @@ class FileScan:
     """What one archive file holds: positions of its whole blocks, and where they end."""
 
     positions: list[tuple[int, int]] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
     whole_bytes: int = 0  # 0: not even the header is whole
     size: int = 0
     error: str | None = None
@@ -96,7 +103,9 @@ def scan_file(path: Path, reader_schema: dict[str, Any] | None = _POSITION_READE
             scan.whole_bytes = fo.tell()
             for block in blocks:
                 records: Iterator[dict[str, Any]] = iter(block)  # type: ignore[arg-type]
-                scan.positions.extend((r["kafka_partition"], r["kafka_offset"]) for r in records)
+                for r in records:
+                    scan.positions.append((r["kafka_partition"], r["kafka_offset"]))
+                    scan.event_ids.append(r["event_id"])
                 scan.whole_bytes = fo.tell()
         except Exception as exc:  # fastavro raises many types for a cut-short file
             scan.error = f"{type(exc).__name__}: {exc}"
@@ -197,6 +206,8 @@ class Archiver(Handler):
         # Highest offset on disk per partition, and the size of each file when last read.
         self._archived: dict[int, int] = {}
         self._seen_size: dict[Path, int] = {}
+        # event_id -> when it was archived (epoch seconds), for the last EVENT_ID_WINDOW_S.
+        self._recent_ids: dict[str, float] = {}
         self._refresh()
 
     def _refresh(self) -> None:
@@ -210,6 +221,9 @@ class Archiver(Handler):
             for partition, offset in scan.positions:
                 if offset > self._archived.get(partition, -1):
                     self._archived[partition] = offset
+            written = path.stat().st_mtime
+            if written >= time.time() - EVENT_ID_WINDOW_S:
+                self._recent_ids.update(dict.fromkeys(scan.event_ids, written))
             if scan.error is not None and repair(path, scan):
                 size = scan.whole_bytes
             self._seen_size[path] = size
@@ -221,10 +235,14 @@ class Archiver(Handler):
     def handle(self, record: Record) -> None:
         if record.offset <= self._archived.get(record.partition, -1):
             return  # on disk already: written before a crash, processed again after it
+        event_id = record.envelope.event_id
+        if event_id in self._recent_ids:
+            return  # another copy of an event already archived
         if self._file is None:
             self._file = _OpenFile(self._root, self._schema, self._codec)
         self._file.write(self._datum(record))
         self._archived[record.partition] = record.offset
+        self._recent_ids[event_id] = time.time()
 
     def _datum(self, record: Record) -> bytes:
         """The archive record's Avro bytes. An envelope written with the newest schema is, byte
@@ -256,6 +274,8 @@ class Archiver(Handler):
         self._file.close()
         self._seen_size[self._file.path] = self._file.path.stat().st_size
         self._file = None
+        cutoff = time.time() - EVENT_ID_WINDOW_S
+        self._recent_ids = {k: t for k, t in self._recent_ids.items() if t >= cutoff}
 
     def close(self) -> None:
         if self._file is not None:
@@ -288,16 +308,24 @@ class VerifyReport:
     partitions: dict[int, PartitionReport] = field(default_factory=dict)
     broken_files: list[str] = field(default_factory=list)
     being_written: list[str] = field(default_factory=list)
+    duplicate_events: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.broken_files and not any(p.duplicates for p in self.partitions.values())
+        return (
+            not self.broken_files
+            and not self.duplicate_events
+            and not any(p.duplicates for p in self.partitions.values())
+        )
 
     def lines(self) -> Iterator[str]:
         total = sum(p.records for p in self.partitions.values())
         yield f"{self.files} files, {total} records"
         for partition in sorted(self.partitions):
             yield self.partitions[partition].describe(partition)
+        if self.duplicate_events:
+            shown = ", ".join(self.duplicate_events[:10])
+            yield f"event_ids archived more than once: {len(self.duplicate_events)} ({shown})"
         for note in self.broken_files:
             yield f"BROKEN {note}"
         for note in self.being_written:
@@ -312,11 +340,13 @@ def verify(root: Path) -> VerifyReport:
     """
     report = VerifyReport()
     counts: dict[int, Counter[int]] = {}
+    events: Counter[str] = Counter()
     for path in _archive_files(root):
         report.files += 1
         scan = scan_file(path, reader_schema=None)  # full records: proves every byte reads
         for partition, offset in scan.positions:
             counts.setdefault(partition, Counter())[offset] += 1
+        events.update(scan.event_ids)
         if scan.error is not None:
             with path.open("rb") as fo:
                 live = not _try_lock(fo)
@@ -327,4 +357,5 @@ def verify(root: Path) -> VerifyReport:
         part.duplicates = [o for o in ordered if offsets[o] > 1]
         part.gaps = [(a + 1, b - 1) for a, b in itertools.pairwise(ordered) if b - a > 1]
         report.partitions[partition] = part
+    report.duplicate_events = [event_id for event_id, n in events.items() if n > 1]
     return report

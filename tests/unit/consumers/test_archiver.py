@@ -124,6 +124,7 @@ def test_verify_reports_gaps_and_duplicates(tmp_path: Path) -> None:
     for offsets in ([0, 1, 2, 5], [2]):  # two writers that did not know of each other
         archiver = Archiver(settings)
         archiver._archived.clear()  # forget what is on disk, as a buggy writer would
+        archiver._recent_ids.clear()
         for offset in offsets:
             archiver.handle(_record(0, offset))
         archiver.close()
@@ -132,6 +133,8 @@ def test_verify_reports_gaps_and_duplicates(tmp_path: Path) -> None:
     assert (part.records, part.gaps, part.duplicates) == (5, [(3, 4)], [2])
     assert not report.ok
     assert any("gaps: 3-4; duplicates: 2" in line for line in report.lines())
+    assert report.duplicate_events == ["evt-0-2"]
+    assert any("archived more than once: 1 (evt-0-2)" in line for line in report.lines())
 
 
 def test_records_copied_from_kafka_bytes_read_back_as_encoding_them_would(tmp_path: Path) -> None:
@@ -140,7 +143,7 @@ def test_records_copied_from_kafka_bytes_read_back_as_encoding_them_would(tmp_pa
     by_hand = [_record(3, offset) for offset in range(4)]
     as_consumed = [replace(r, value=encode(r.envelope)) for r in by_hand]
     oldest = min(schema_versions())
-    old_value = encode(by_hand[0].envelope, version=oldest)
+    old_value = encode(replace(by_hand[0].envelope, event_id="evt-3-4"), version=oldest)
     older = replace(by_hand[0], envelope=decode(old_value), offset=4, value=old_value)
     read: list[list[dict[str, object]]] = []
     for name, records in (("encoded", by_hand), ("copied", [*as_consumed, older])):
@@ -155,4 +158,27 @@ def test_records_copied_from_kafka_bytes_read_back_as_encoding_them_would(tmp_pa
     encoded, copied = read
     assert copied[:4] == encoded
     assert [(r["kafka_partition"], r["kafka_offset"]) for r in copied] == [(3, o) for o in range(5)]
-    assert copied[4]["event_id"] == "evt-3-0" and copied[4]["schema_version"] == oldest
+    assert copied[4]["event_id"] == "evt-3-4" and copied[4]["schema_version"] == oldest
+
+
+def _copy(record: Record, partition: int, offset: int) -> Record:
+    """The same event held by Kafka a second time, at another offset."""
+    return Record(record.envelope, "events", partition, offset, 0)
+
+
+def test_a_second_copy_of_an_event_is_not_archived_again(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    archiver = Archiver(settings)
+    first = _record(0, 0)
+    archiver.handle(first)
+    archiver.handle(_copy(first, 0, 1))
+    archiver.flush()
+    archiver.close()
+    # A new member (after a restart) learns the archived event_ids from the files.
+    restarted = Archiver(settings)
+    restarted.handle(_copy(first, 0, 2))
+    restarted.handle(_record(0, 3))
+    restarted.close()
+    report = verify(topic_root(settings))
+    assert report.partitions[0].records == 2
+    assert report.ok
