@@ -7,9 +7,7 @@ partitions and replication factor 1, and every producer in the run uses `acks=al
 
 from __future__ import annotations
 
-import random
 import re
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,29 +17,14 @@ from confluent_kafka.admin import AdminClient
 
 from bench.servers import cpu_seconds
 from hookstream.admin import TopicSpec, ensure_topics
-from hookstream.localkafka import DEFAULT_JAR_CACHE, LocalCluster, java_binary, resolve_jars
+from hookstream.localkafka import DEFAULT_JAR_CACHE, LocalCluster, free_port_block, java_binary, resolve_jars
 
 PARTITIONS = 8
 
 
-def _free_block(size: int) -> int:
-    """A base port with `size` free ports above it, below the kernel's ephemeral range."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(100):
-        base = random.randrange(15000, low - size)
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError(f"no block of {size} free ports found")
-
-
 class BenchBroker:
     def __init__(self, home: Path) -> None:
-        self.cluster = LocalCluster(home, nodes=1, base_port=_free_block(2))
+        self.cluster = LocalCluster(home, nodes=1, base_port=free_port_block(2))
 
     def __enter__(self) -> BenchBroker:
         self.cluster.start()

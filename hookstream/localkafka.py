@@ -16,6 +16,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -101,6 +102,26 @@ def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port_block(size: int) -> int:
+    """A base port such that base .. base+size-1 are all free right now.
+
+    Drawn below the kernel's ephemeral range: a port the kernel hands out to outgoing
+    connections (ours included) could be taken again before the broker binds it.
+    """
+    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for _ in range(100):
+        base = random.randrange(15000, low - size)
+        try:
+            for port in range(base, base + size):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no block of {size} free ports found")
+
 
 
 @dataclass(frozen=True)

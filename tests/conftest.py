@@ -9,38 +9,18 @@ A broker that cannot start is an error, never a skip: integration tests always r
 from __future__ import annotations
 
 import os
-import random
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from hookstream.admin import TopicSpec, admin_client, ensure_topics
-from hookstream.localkafka import KAFKA_VERSION, LocalCluster
+from hookstream.localkafka import KAFKA_VERSION, LocalCluster, free_port_block
 from hookstream.settings import Settings
 
-
-def free_port_block(size: int) -> int:
-    """A base port such that base .. base+size-1 are all free right now.
-
-    Drawn below the kernel's ephemeral range: a port the kernel hands out to outgoing
-    connections (ours included) could be taken again before the broker binds it.
-    """
-    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    for _ in range(100):
-        base = random.randrange(15000, low - size)
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError(f"no block of {size} free ports found")
+__all__ = ["free_port_block"]  # tests import it from here
 
 
 def _docker_answers() -> bool:
