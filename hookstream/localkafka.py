@@ -123,7 +123,6 @@ def free_port_block(size: int) -> int:
     raise RuntimeError(f"no block of {size} free ports found")
 
 
-
 @dataclass(frozen=True)
 class NodeStatus:
     node_id: int
