@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -29,20 +28,11 @@ from confluent_kafka import Producer
 from hookstream.settings import Settings
 from tests.conftest import free_port_block
 from tests.unit.deploy.promql_names import ALERTS, dashboard_metric_names
+from tests.unit.deploy.tools import debian_tool
 
 HOOKSTREAM = Path(sys.executable).with_name("hookstream")
 NOT_PROVOKED = {"hookstream_kafka_delivery_failures_total"}
 SECRET = "scrape-test-" + uuid.uuid4().hex
-
-
-def _prometheus() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        message = "prometheus not found: apt-get install prometheus (.ci/run does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
@@ -118,7 +108,7 @@ def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
 def test_prometheus_scrapes_every_dashboard_metric(
     settings: Settings, tmp_path: Path, processes: Processes
 ) -> None:
-    prometheus_bin = _prometheus()
+    prometheus_bin = debian_tool("prometheus")
     base = free_port_block(3)
     producer_port, consumer_port, prometheus_port = base, base + 1, base + 2
     env = {

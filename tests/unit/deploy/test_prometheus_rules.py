@@ -6,31 +6,23 @@ installs it, so a missing promtool there is a broken setup, not a reason to pass
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.unit.deploy.promql_names import ALERTS, ROOT
+from tests.unit.deploy.tools import debian_tool
 
 PROMETHEUS_DIR = ROOT / "deploy/prometheus"
 RUNBOOK = ROOT / "docs/runbook.md"
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which("promtool")
-    if tool is None:
-        message = "promtool not found: apt-get install prometheus (.ci/run does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return subprocess.run(
-        [tool, *map(str, args)], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120
-    )
+    command = [debian_tool("promtool"), *map(str, args)]
+    return subprocess.run(command, cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120)
 
 
 def _alerts() -> list[dict[str, object]]:
