@@ -7,11 +7,14 @@ Every secret may also come from a file named by `<NAME>_FILE` (Docker/Kubernetes
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 from hookstream.errors import ConfigError
+
+N = TypeVar("N", int, float)
 
 # HOOKSTREAM_KAFKA_SASL_MECHANISM=PLAIN reaches librdkafka as sasl.mechanism=PLAIN.
 _KAFKA_PASSTHROUGH_PREFIX = "HOOKSTREAM_KAFKA_"
@@ -39,30 +42,27 @@ def _secrets(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _number(
+    env: Mapping[str, str], name: str, default: N, minimum: N, parse: Callable[[str], N], what: str
+) -> N:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from exc
+        raise ConfigError(f"{name}={raw!r} is not {what}") from exc
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    return _number(env, name, default, minimum, int, "a whole number")
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
-    if value < minimum:
-        raise ConfigError(f"{name}={value} must be at least {minimum}")
-    return value
+    return _number(env, name, default, minimum, float, "a number")
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
