@@ -131,6 +131,22 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return [*lines, ""]
 
 
+BROKER_FIELDS = (
+    "record_size",
+    "records",
+    "records_per_s",
+    "mb_per_s",
+    "p50_ms",
+    "p99_ms",
+    "times_hookstream",
+)
+
+
+def _pick(source: dict[str, Any], *keys: str) -> list[Any]:
+    """One table row: these fields of a result, None where a stage did not report one."""
+    return [source.get(key) for key in keys]
+
+
 def markdown(report: dict[str, Any]) -> str:
     machine, ingest = report["machine"], report["ingest"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
@@ -325,17 +341,7 @@ def _sections(report: dict[str, Any]) -> list[str]:
         out += ["## Broker limit (Kafka ProducerPerformance, acks=all)", ""]
         out += _table(
             ["record bytes", "records", "records/s", "MB/s", "p50 ms", "p99 ms", "vs hookstream"],
-            [
-                [
-                    broker.get("record_size"),
-                    broker.get("records"),
-                    broker.get("records_per_s"),
-                    broker.get("mb_per_s"),
-                    broker.get("p50_ms"),
-                    broker.get("p99_ms"),
-                    broker.get("times_hookstream"),
-                ]
-            ],
+            [_pick(broker, *BROKER_FIELDS)],
         )
     consumers = report.get("consumers", {})
     if consumers:
@@ -367,15 +373,7 @@ def _sections(report: dict[str, Any]) -> list[str]:
         out += ["## End to end (webhook -> indexed)", ""]
         out += _table(
             ["offered/s", "acked/s", "indexed", "p50 ms", "p99 ms"],
-            [
-                [
-                    e2e.get("offered_rps"),
-                    e2e.get("acked_rps"),
-                    e2e.get("indexed"),
-                    e2e.get("p50_ms"),
-                    e2e.get("p99_ms"),
-                ]
-            ],
+            [_pick(e2e, "offered_rps", "acked_rps", "indexed", "p50_ms", "p99_ms")],
         )
     memory = report.get("memory", {})
     if memory:
