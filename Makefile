@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' -e ./dev
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -49,7 +49,7 @@ format: venv
 	$(BIN)/ruff format .
 
 typecheck: venv
-	$(BIN)/mypy hookstream producer consumers schemas
+	$(BIN)/mypy hookstream producer consumers schemas dev/hookstream_dev
 
 ## The local broker on its own (data kept across restarts).
 kafka: venv

@@ -17,7 +17,8 @@ from confluent_kafka.admin import AdminClient
 
 from bench.servers import cpu_seconds
 from hookstream.admin import TopicSpec, ensure_topics
-from hookstream.localkafka import DEFAULT_JAR_CACHE, LocalCluster, free_port_block, java_binary, resolve_jars
+from hookstream_dev.kafka import DEFAULT_JAR_CACHE, LocalCluster, resolve_jars
+from hookstream_dev.process import free_port_block, java_binary
 
 PARTITIONS = 8
 

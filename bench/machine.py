@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from hookstream.localkafka import KAFKA_VERSION
+from hookstream_dev.kafka import KAFKA_VERSION
 
 PACKAGES = ("flask", "gunicorn", "gevent", "confluent-kafka", "fastavro", "fastapi", "uvicorn", "uvloop",
             "httptools", "aiokafka", "prometheus-client")  # fmt: skip

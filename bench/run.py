@@ -23,7 +23,7 @@ from bench.broker import BenchBroker, producer_performance
 from bench.config import GUNICORN_APPS, BenchConfig, WorkerSetting, load_config
 from bench.ingest import Workspace, measure_app
 from bench.profile import profile_endpoint, profile_producer
-from hookstream.localkafka import java_binary
+from hookstream_dev.process import java_binary
 
 T = TypeVar("T")
 KAFKA_APPS = ("hookstream", "baseline", "peer")  # stepped; the ceilings only need the open step

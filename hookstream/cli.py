@@ -17,7 +17,7 @@ import click
 from hookstream.errors import HookstreamError
 
 if TYPE_CHECKING:
-    from hookstream.localkafka import LocalCluster
+    from hookstream_dev.kafka import LocalCluster
 
 # name -> "module:attribute" of a click command; imported on first use.
 SUBCOMMANDS = {
@@ -78,7 +78,7 @@ _home_option = click.option(
 
 
 def _cluster(home: Path | None, **shape: int | None) -> LocalCluster:
-    from hookstream.localkafka import DEFAULT_HOME, LocalCluster
+    from hookstream_dev.kafka import DEFAULT_HOME, LocalCluster
 
     return LocalCluster(home or DEFAULT_HOME, **shape)  # type: ignore[arg-type]
 
@@ -105,10 +105,9 @@ def kafka_start(home: Path | None, nodes: str | None, port: int | None, heap_mb:
 @kafka.command("fetch")
 def kafka_fetch() -> None:
     """Resolve the broker jars from Maven Central into the cache (start does this too)."""
-    from hookstream.localkafka import DEFAULT_JAR_CACHE, KAFKA_VERSION, resolve_jars
+    from hookstream_dev.kafka import fetch
 
-    libs = resolve_jars(DEFAULT_JAR_CACHE)
-    click.echo(f"Kafka {KAFKA_VERSION}: {len(list(libs.glob('*.jar')))} jars in {libs}")
+    click.echo(fetch())
 
 
 @kafka.command("stop")

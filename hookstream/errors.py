@@ -13,14 +13,6 @@ class ConfigError(HookstreamError):
     """A setting is missing or malformed; the message names the variable and the fix."""
 
 
-class LocalKafkaError(HookstreamError):
-    """The local Kafka broker could not be resolved, formatted, started or stopped."""
-
-
-class MissingToolError(LocalKafkaError):
-    """Java or Maven is not installed (or too old) for the local broker."""
-
-
 class SchemaError(HookstreamError):
     """An envelope could not be encoded or decoded against the event contract."""
 

@@ -33,7 +33,7 @@ class ProducerConfig:
             "compression.type": self.compression,
             "linger.ms": self.linger_ms,
             "delivery.timeout.ms": self.delivery_timeout_ms,
-            # HOOKSTREAM_KAFKA_* may tune the above (linger.ms, compression.type, ...) ...
+            # HOOKSTREAM_LIBRDKAFKA_* may tune the above (linger.ms, compression.type, ...) ...
             **self.common,
             # ... but never the durability promise behind every 2xx.
             "acks": "all",

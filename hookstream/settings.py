@@ -16,10 +16,9 @@ from hookstream.errors import ConfigError
 
 N = TypeVar("N", int, float)
 
-# HOOKSTREAM_KAFKA_SASL_MECHANISM=PLAIN reaches librdkafka as sasl.mechanism=PLAIN.
-_KAFKA_PASSTHROUGH_PREFIX = "HOOKSTREAM_KAFKA_"
-# HOOKSTREAM_KAFKA_* names that are Hookstream's own settings, not librdkafka properties.
-_KAFKA_OWN_NAMES = frozenset({"HOOKSTREAM_KAFKA_DELIVERY_TIMEOUT_S"})
+# HOOKSTREAM_LIBRDKAFKA_SASL_MECHANISM=PLAIN reaches librdkafka as sasl.mechanism=PLAIN. The prefix
+# is used by nothing else: no Hookstream setting (HOOKSTREAM_KAFKA_HOME, ...) can leak into it.
+_KAFKA_PASSTHROUGH_PREFIX = "HOOKSTREAM_LIBRDKAFKA_"
 
 
 def _read(env: Mapping[str, str], name: str) -> str | None:
@@ -73,13 +72,13 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
 
 
 def _kafka_passthrough(env: Mapping[str, str]) -> dict[str, str]:
-    """HOOKSTREAM_KAFKA_SASL_MECHANISM=PLAIN -> {"sasl.mechanism": "PLAIN"}, and so on.
+    """HOOKSTREAM_LIBRDKAFKA_SASL_MECHANISM=PLAIN -> {"sasl.mechanism": "PLAIN"}, and so on.
 
     This is how SASL/TLS settings reach librdkafka without Hookstream knowing each one.
     """
     extra: dict[str, str] = {}
     for name in env:
-        if not name.startswith(_KAFKA_PASSTHROUGH_PREFIX) or name in _KAFKA_OWN_NAMES:
+        if not name.startswith(_KAFKA_PASSTHROUGH_PREFIX):
             continue
         base = name.removesuffix("_FILE")
         prop = base[len(_KAFKA_PASSTHROUGH_PREFIX) :].lower().replace("_", ".")
@@ -146,6 +145,19 @@ class Settings:
     breaker_window: int = 100
     breaker_ratio: float = 0.5
 
+    # shared stores of the production topology; unset, each falls back to its embedded default
+    redis_url: str | None = None  # idempotency state (else SQLite in data_dir)
+    redis_password: str | None = field(default=None, repr=False)
+    opensearch_url: str | None = None  # the file index (else SQLite in data_dir)
+    opensearch_index: str = "hookstream-files"
+    opensearch_user: str | None = None
+    opensearch_password: str | None = field(default=None, repr=False)
+    opensearch_ca_file: Path | None = None
+    archive_url: str | None = None  # s3://bucket/prefix (else Avro files in data_dir)
+    schema_registry_url: str | None = None  # Confluent wire format (else Hookstream's own framing)
+    schema_registry_user: str | None = None
+    schema_registry_password: str | None = field(default=None, repr=False)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -192,6 +204,19 @@ class Settings:
             ),
             breaker_window=_int(env, "HOOKSTREAM_BREAKER_WINDOW", cls.breaker_window, 1),
             breaker_ratio=_float(env, "HOOKSTREAM_BREAKER_RATIO", cls.breaker_ratio),
+            redis_url=env.get("HOOKSTREAM_REDIS_URL") or None,
+            redis_password=_read(env, "HOOKSTREAM_REDIS_PASSWORD") or None,
+            opensearch_url=env.get("HOOKSTREAM_OPENSEARCH_URL") or None,
+            opensearch_index=env.get("HOOKSTREAM_OPENSEARCH_INDEX") or cls.opensearch_index,
+            opensearch_user=env.get("HOOKSTREAM_OPENSEARCH_USER") or None,
+            opensearch_password=_read(env, "HOOKSTREAM_OPENSEARCH_PASSWORD") or None,
+            opensearch_ca_file=Path(env["HOOKSTREAM_OPENSEARCH_CA_FILE"])
+            if env.get("HOOKSTREAM_OPENSEARCH_CA_FILE")
+            else None,
+            archive_url=env.get("HOOKSTREAM_ARCHIVE_URL") or None,
+            schema_registry_url=env.get("HOOKSTREAM_SCHEMA_REGISTRY_URL") or None,
+            schema_registry_user=env.get("HOOKSTREAM_SCHEMA_REGISTRY_USER") or None,
+            schema_registry_password=_read(env, "HOOKSTREAM_SCHEMA_REGISTRY_PASSWORD") or None,
         )
 
     def kafka_common(self) -> KafkaConf:

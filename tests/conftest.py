@@ -2,7 +2,7 @@
 
 Where the broker comes from, in order: `KAFKA_BOOTSTRAP_SERVERS` if set; else the official
 `apache/kafka` image through testcontainers if a Docker engine answers; else the local broker
-from the Maven Central jars (`hookstream.localkafka`) on free ports in a temporary home.
+from the Maven Central jars (`hookstream_dev.kafka`) on free ports in a temporary home.
 A broker that cannot start is an error, never a skip: integration tests always run.
 """
 
@@ -13,14 +13,19 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from hookstream.admin import TopicSpec, admin_client, ensure_topics
-from hookstream.localkafka import KAFKA_VERSION, LocalCluster, free_port_block
 from hookstream.settings import Settings
+from hookstream_dev.kafka import KAFKA_VERSION, LocalCluster
+from hookstream_dev.process import free_port_block
 
-__all__ = ["free_port_block"]  # tests import it from here
+# One module per server in tests/fixtures/ (Redis, OpenSearch, s3proxy, the registry, nginx).
+pytest_plugins = sorted(
+    f"tests.fixtures.{path.stem}" for path in (Path(__file__).parent / "fixtures").glob("[a-z]*.py")
+)
 
 
 def _docker_answers() -> bool:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from hookstream.admin import TopicSpec, admin_client, ensure_topics
-from hookstream.localkafka import LocalCluster
 from hookstream.settings import Settings
-from tests.conftest import free_port_block
+from hookstream_dev.kafka import LocalCluster
+from hookstream_dev.process import free_port_block
 from tests.faults.harness.kafka_reader import wait_in_sync
 from tests.faults.harness.ledger import Ledger
 from tests.faults.harness.logscan import LogEvidence

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from hookstream.localkafka import LocalCluster
+from hookstream_dev.kafka import LocalCluster
 from tests.faults.conftest import PipelineFactory
 from tests.faults.harness.accounting import close_books
 from tests.faults.harness.kafka_reader import wait_in_sync

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from hookstream.localkafka import LocalCluster
+from hookstream_dev.kafka import LocalCluster
 from tests.faults.conftest import PipelineFactory
 from tests.faults.harness.accounting import close_books, wait_caught_up
 from tests.faults.harness.ledger import Ledger

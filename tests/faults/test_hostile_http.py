@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from hookstream.localkafka import LocalCluster
+from hookstream_dev.kafka import LocalCluster
 from tests.faults.conftest import new_topics
 from tests.faults.harness import rawhttp, signing
 from tests.faults.harness.load import wait_for_status

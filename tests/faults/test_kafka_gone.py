@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from hookstream.localkafka import LocalCluster
+from hookstream_dev.kafka import LocalCluster
 from tests.faults.conftest import PipelineFactory
 from tests.faults.harness.accounting import close_books
 from tests.faults.harness.ledger import Ledger

@@ -18,7 +18,7 @@ import pytest
 import requests
 from confluent_kafka import Producer
 
-from hookstream.localkafka import LocalCluster
+from hookstream_dev.kafka import LocalCluster
 from schemas.codec import Envelope, encode, utc_now
 from tests.faults.conftest import PipelineFactory
 from tests.faults.harness import signing

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka import Producer
 
-from hookstream.localkafka import LocalCluster
+from hookstream_dev.kafka import LocalCluster
 from schemas.codec import Envelope, encode, utc_now
 from tests.faults.conftest import PipelineFactory
 from tests.faults.harness.accounting import close_books, wait_caught_up

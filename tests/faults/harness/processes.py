@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port_block
+from hookstream_dev.process import free_port_block
 from tests.faults.harness.webhooks import SigningKeys
 
 HOOKSTREAM = str(Path(sys.executable).with_name("hookstream"))

@@ -20,7 +20,7 @@ import pytest
 from consumers.archiver import topic_root, verify
 from consumers.indexer import index_path
 from hookstream.settings import Settings
-from tests.conftest import free_port_block
+from hookstream_dev.process import free_port_block
 from tests.integration.consumers.consumer_helpers import (
     Receiver,
     committed_and_ends,

@@ -26,7 +26,7 @@ import yaml
 from confluent_kafka import Producer
 
 from hookstream.settings import Settings
-from tests.conftest import free_port_block
+from hookstream_dev.process import free_port_block
 from tests.unit.deploy.promql_names import ALERTS, dashboard_metric_names
 from tests.unit.deploy.tools import debian_tool
 

@@ -6,10 +6,10 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from hookstream.admin import TopicSpec, admin_client, ensure_topics
-from hookstream.errors import LocalKafkaError
-from hookstream.localkafka import LocalCluster
 from hookstream.settings import Settings
-from tests.conftest import free_port_block
+from hookstream_dev.errors import LocalKafkaError
+from hookstream_dev.kafka import LocalCluster
+from hookstream_dev.process import free_port_block
 
 
 def test_restart_keeps_what_the_broker_held(tmp_path: Path) -> None:

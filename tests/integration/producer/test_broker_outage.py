@@ -10,13 +10,13 @@ from pathlib import Path
 from werkzeug.test import Client
 
 from hookstream.admin import TopicSpec, admin_client, ensure_topics
-from hookstream.localkafka import LocalCluster
 from hookstream.settings import ProviderSecrets, Settings
+from hookstream_dev.kafka import LocalCluster
+from hookstream_dev.process import free_port_block
 from producer import metrics
 from producer.app import create_app
 from producer.providers import sign
 from producer.samples import sample_event
-from tests.conftest import free_port_block
 from tests.integration.producer.conftest import read_records
 from tests.integration.producer.wsgi_bridge import as_wsgi
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from hookstream.settings import Settings
+from hookstream_dev.process import free_port_block
 from producer.providers import sign
 from producer.samples import sample_event
-from tests.conftest import free_port_block
 from tests.integration.producer.conftest import read_records
 
 HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")

@@ -18,8 +18,8 @@ def test_quick_mode_from_the_environment_and_flags_win() -> None:
 
 
 def test_producer_tuning_variables_are_name_value_pairs() -> None:
-    cfg = load_config([], {"BENCH_HOOKSTREAM_ENV": "HOOKSTREAM_KAFKA_LINGER_MS=10 A=b=c"})
-    assert cfg.hookstream_env == (("HOOKSTREAM_KAFKA_LINGER_MS", "10"), ("A", "b=c"))
+    cfg = load_config([], {"BENCH_HOOKSTREAM_ENV": "HOOKSTREAM_LIBRDKAFKA_LINGER_MS=10 A=b=c"})
+    assert cfg.hookstream_env == (("HOOKSTREAM_LIBRDKAFKA_LINGER_MS", "10"), ("A", "b=c"))
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         load_config([], {"BENCH_HOOKSTREAM_ENV": "oops"})
 

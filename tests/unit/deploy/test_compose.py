@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from consumers.registry import group_names
-from hookstream.localkafka import KAFKA_VERSION
+from hookstream_dev.kafka import KAFKA_VERSION
 from tests.unit.deploy.promql_names import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -8,16 +8,16 @@ HOOKSTREAM = Path(sys.executable).with_name("hookstream")
 
 
 def run(*args: str, path: str = "/usr/bin:/bin") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(HOOKSTREAM), *args], capture_output=True, text=True, env={"PATH": path}, timeout=60
-    )
+    # No JDK folders either: with PATH alone, the runner must find no Java.
+    env = {"PATH": path, "HOOKSTREAM_DEV_JVM_DIRS": ""}
+    return subprocess.run([str(HOOKSTREAM), *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_missing_java_is_one_line_naming_what_to_install(tmp_path: Path) -> None:
     result = run("kafka", "start", "--home", str(tmp_path), path=str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert "java not found" in result.stderr
+    assert "no Java 17+ found" in result.stderr
     assert "apt-get install openjdk-17" in result.stderr
 
 

@@ -4,7 +4,7 @@ from hookstream.settings import Settings
 
 def test_producer_is_durable_and_carries_security_settings() -> None:
     settings = Settings.from_env(
-        {"KAFKA_BOOTSTRAP_SERVERS": "k:9092", "HOOKSTREAM_KAFKA_SECURITY_PROTOCOL": "SSL"}
+        {"KAFKA_BOOTSTRAP_SERVERS": "k:9092", "HOOKSTREAM_LIBRDKAFKA_SECURITY_PROTOCOL": "SSL"}
     )
     conf = ProducerConfig.from_settings(settings, linger_ms=7).as_librdkafka()
     assert conf["bootstrap.servers"] == "k:9092"
@@ -24,10 +24,10 @@ def test_consumer_stores_offsets_only_when_told() -> None:
 def test_environment_tunes_batching_but_not_durability() -> None:
     settings = Settings.from_env(
         {
-            "HOOKSTREAM_KAFKA_LINGER_MS": "10",
-            "HOOKSTREAM_KAFKA_COMPRESSION_TYPE": "zstd",
-            "HOOKSTREAM_KAFKA_ACKS": "1",
-            "HOOKSTREAM_KAFKA_ENABLE_IDEMPOTENCE": "false",
+            "HOOKSTREAM_LIBRDKAFKA_LINGER_MS": "10",
+            "HOOKSTREAM_LIBRDKAFKA_COMPRESSION_TYPE": "zstd",
+            "HOOKSTREAM_LIBRDKAFKA_ACKS": "1",
+            "HOOKSTREAM_LIBRDKAFKA_ENABLE_IDEMPOTENCE": "false",
         }
     )
     conf = ProducerConfig.from_settings(settings).as_librdkafka()

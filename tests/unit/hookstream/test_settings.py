@@ -40,7 +40,7 @@ def test_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
 
 def test_secrets_never_appear_in_repr() -> None:
     settings = Settings.from_env(
-        {"FASTIO_WEBHOOK_SECRET": "topsecret", "HOOKSTREAM_KAFKA_SASL_PASSWORD": "pw"}
+        {"FASTIO_WEBHOOK_SECRET": "topsecret", "HOOKSTREAM_LIBRDKAFKA_SASL_PASSWORD": "pw"}
     )
     assert "topsecret" not in repr(settings)
     assert "pw" not in repr(settings)
@@ -52,9 +52,9 @@ def test_kafka_security_settings_pass_through(tmp_path: Path) -> None:
     settings = Settings.from_env(
         {
             "KAFKA_BOOTSTRAP_SERVERS": "k1:9093,k2:9093",
-            "HOOKSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-            "HOOKSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-            "HOOKSTREAM_KAFKA_SASL_PASSWORD_FILE": str(password),
+            "HOOKSTREAM_LIBRDKAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "HOOKSTREAM_LIBRDKAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "HOOKSTREAM_LIBRDKAFKA_SASL_PASSWORD_FILE": str(password),
             "HOOKSTREAM_KAFKA_DELIVERY_TIMEOUT_S": "3",
         }
     )

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import free_port_block
+from hookstream_dev.process import free_port_block
 
 HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
 SECRET_PREFIXES = tuple(f"{name}_WEBHOOK_SECRET" for name in ("FASTIO", "GITHUB", "STRIPE", "STANDARD"))

@@ -16,11 +16,8 @@ import base64
 import contextlib
 import json
 import os
-import random
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -28,37 +25,18 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hookstream.errors import LocalKafkaError, MissingToolError
+from hookstream_dev.errors import LocalKafkaError, MissingToolError
+from hookstream_dev.process import CACHE, java_binary, port_open
 
 KAFKA_VERSION = "4.1.1"
 DEFAULT_HOME = Path.home() / ".local" / "share" / "hookstream" / "kafka"
-DEFAULT_JAR_CACHE = Path.home() / ".cache" / "hookstream" / f"kafka-{KAFKA_VERSION}"
+DEFAULT_JAR_CACHE = CACHE / f"kafka-{KAFKA_VERSION}"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 
 
 def _resource(name: str) -> Path:
-    return Path(str(resources.files("hookstream") / "resources" / name))
-
-
-def java_binary() -> str:
-    """The `java` to run, checked to be 17 or newer."""
-    java = shutil.which("java")
-    if java is None:
-        raise MissingToolError(
-            "java not found: install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
-        )
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    major = int(match.group(1)) if match else 0
-    if major == 1 and match and match.group(2):  # "1.8.0" style
-        major = int(match.group(2))
-    if major < 17:
-        raise MissingToolError(
-            f"java {major or '?'} is too old: Kafka {KAFKA_VERSION} needs Java 17+ "
-            "(Debian: apt-get install openjdk-17-jre-headless)"
-        )
-    return java
+    return Path(str(resources.files("hookstream_dev") / "resources" / name))
 
 
 def resolve_jars(cache: Path = DEFAULT_JAR_CACHE) -> Path:
@@ -96,31 +74,6 @@ def _new_cluster_id() -> str:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not cid.startswith("-"):
             return cid
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def free_port_block(size: int) -> int:
-    """A base port such that base .. base+size-1 are all free right now.
-
-    Drawn below the kernel's ephemeral range: a port the kernel hands out to outgoing
-    connections (ours included) could be taken again before the broker binds it.
-    """
-    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    for _ in range(100):
-        base = random.randrange(15000, low - size)
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError(f"no block of {size} free ports found")
 
 
 @dataclass(frozen=True)
@@ -281,7 +234,7 @@ class LocalCluster:
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start every node that is not running, and wait until the cluster answers."""
-        java = java_binary()
+        java = java_binary(17, f"Kafka {KAFKA_VERSION}")
         libs = resolve_jars(self.jar_cache)
         self.home.mkdir(parents=True, exist_ok=True)
         self._format(java, libs)
@@ -294,7 +247,7 @@ class LocalCluster:
         self._check_node(node_id)
         if self.pid(node_id) is not None:
             return
-        self._launch(node_id, java_binary(), resolve_jars(self.jar_cache))
+        self._launch(node_id, java_binary(17, f"Kafka {KAFKA_VERSION}"), resolve_jars(self.jar_cache))
         self._wait_ready([node_id], timeout_s)
 
     def _check_node(self, node_id: int) -> None:
@@ -305,7 +258,7 @@ class LocalCluster:
 
     def _launch(self, node_id: int, java: str, libs: Path) -> None:
         for port in (self.port(node_id), self.controller_port(node_id)):
-            if _port_open(port):
+            if port_open(port):
                 raise LocalKafkaError(f"port {port} is taken by another process; stop it or use --port")
         logs = self.node_dir(node_id) / "logs"
         heap = f"{self.heap_mb}m"
@@ -339,7 +292,7 @@ class LocalCluster:
                         f"and {self.log_file(node_id).with_name('stdout.log')}"
                     )
             # Ask for metadata only once every port listens: librdkafka logs each refusal.
-            if all(_port_open(self.port(n)) for n in pending):
+            if all(port_open(self.port(n)) for n in pending):
                 admin = admin or AdminClient({"bootstrap.servers": self.bootstrap_servers})
                 with contextlib.suppress(Exception):  # not answering yet: the deadline decides
                     pending -= set(admin.list_topics(timeout=2).brokers)
@@ -384,3 +337,9 @@ class LocalCluster:
         """Stop the cluster and delete everything it held."""
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def fetch() -> str:
+    """The broker jars, resolved into the cache (what `hookstream kafka fetch` does)."""
+    libs = resolve_jars(DEFAULT_JAR_CACHE)
+    return f"Kafka {KAFKA_VERSION}: {len(list(libs.glob('*.jar')))} jars in {libs}"
