@@ -19,3 +19,11 @@ class SchemaError(HookstreamError):
 
 class TopicError(HookstreamError):
     """A topic could not be created or inspected."""
+
+
+class StateStoreUnavailable(HookstreamError):
+    """The idempotency store (Redis, or the embedded SQLite file) did not answer in time."""
+
+
+class SchemaRegistryUnavailable(HookstreamError):
+    """The schema registry could not be reached: transient (retry), never poison."""
