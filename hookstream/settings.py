@@ -88,6 +88,11 @@ def _kafka_passthrough(env: Mapping[str, str]) -> dict[str, str]:
     return extra
 
 
+def librdkafka_variable(prop: str) -> str:
+    """The variable that sets librdkafka property PROP: the inverse of `_kafka_passthrough`."""
+    return _KAFKA_PASSTHROUGH_PREFIX + prop.upper().replace(".", "_")
+
+
 # What confluent-kafka accepts as a client configuration.
 KafkaConf = dict[str, str | int | float | bool]
 
