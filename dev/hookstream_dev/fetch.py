@@ -12,7 +12,7 @@ import sys
 
 from hookstream.errors import HookstreamError
 
-RUNNERS = ("kafka",)
+RUNNERS = ("kafka", "s3proxy")
 
 
 def main() -> None:
