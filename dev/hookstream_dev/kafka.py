@@ -8,6 +8,14 @@ static voters, each of which can be SIGKILLed and started again on its own.
 
 Ports: node i (1-based) of an n-node cluster listens for clients on base_port + i - 1 and
 for the controller quorum on base_port + n + i - 1. One node on 9092 uses 9092 and 9093.
+
+`secure=True` (`hookstream kafka start --secure`) makes the same cluster one an operator would
+run: clients connect with SASL/SCRAM-SHA-512 over TLS (the client port), or with a client
+certificate (mTLS, on base_port + 2n + i - 1); there is no plaintext listener at all. The
+controller quorum and replication between nodes use mTLS with the broker's own certificate,
+the one principal (besides `admin`) that is a super user. KRaft's StandardAuthorizer denies
+whatever no ACL allows. `provision()` then creates one SCRAM user and one client certificate
+per role and the role's ACLs (`hookstream.acls`), as the `admin` super user (over mTLS).
 """
 
 from __future__ import annotations
@@ -16,23 +24,36 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hookstream_dev.errors import LocalKafkaError, MissingToolError
 from hookstream_dev.process import CACHE, java_binary, port_open
+from hookstream_dev.tls import CertificateAuthority, Identity
+
+if TYPE_CHECKING:
+    from hookstream.acls import Grant
+    from hookstream.settings import KafkaConf
 
 KAFKA_VERSION = "4.1.1"
 DEFAULT_HOME = Path.home() / ".local" / "share" / "hookstream" / "kafka"
 DEFAULT_JAR_CACHE = CACHE / f"kafka-{KAFKA_VERSION}"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
+# The secured cluster's super users: the nodes themselves (their certificate's CN) and the
+# user that provisions roles. Every other principal gets only what an ACL grants it.
+BROKER_PRINCIPAL = "broker"
+ADMIN_USER = "admin"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 def _resource(name: str) -> Path:
@@ -101,11 +122,12 @@ class LocalCluster:
         base_port: int | None = None,
         heap_mb: int = 512,
         jar_cache: Path = DEFAULT_JAR_CACHE,
+        secure: bool | None = None,
     ) -> None:
         self.home = home
         self.heap_mb = heap_mb
         self.jar_cache = jar_cache
-        self.nodes, self.base_port = self._layout(nodes, base_port)
+        self.nodes, self.base_port, self.secure = self._layout(nodes, base_port, secure)
         if self.nodes not in (1, 3):
             raise LocalKafkaError(f"--nodes {self.nodes}: choose 1 (one node) or 3 (a KRaft quorum)")
         # Children this object launched, so their exit is reaped rather than left as zombies.
@@ -113,20 +135,27 @@ class LocalCluster:
 
     # -- layout -----------------------------------------------------------------------------
 
-    def _layout(self, nodes: int | None, base_port: int | None) -> tuple[int, int]:
-        """The cluster's shape is fixed when it is first formatted; later calls must match
-        (or leave it out, and get the saved one)."""
+    def _layout(self, nodes: int | None, base_port: int | None, secure: bool | None) -> tuple[int, int, bool]:
+        """The cluster's shape (and whether it is secured) is fixed when it is first formatted;
+        later calls must match (or leave it out, and get the saved one)."""
         meta = self.home / "cluster.json"
         if not meta.exists():
-            return nodes or 1, base_port or 9092
+            return nodes or 1, base_port or 9092, bool(secure)
         saved = json.loads(meta.read_text())
+        saved_secure = saved.get("secure", False)
         nodes, base_port = nodes or saved["nodes"], base_port or saved["base_port"]
         if (saved["nodes"], saved["base_port"]) != (nodes, base_port):
             raise LocalKafkaError(
                 f"{self.home} holds a {saved['nodes']}-node cluster on port {saved['base_port']}; "
                 "run `hookstream kafka reset` to start over, or pass the same --nodes/--port"
             )
-        return nodes, base_port
+        if secure is not None and secure != saved_secure:
+            kind = "secured" if saved_secure else "plaintext"
+            raise LocalKafkaError(
+                f"{self.home} holds a {kind} cluster; run `hookstream kafka reset` to start over, "
+                f"or use another --home for the {'plaintext' if saved_secure else 'secured'} one"
+            )
+        return nodes, base_port, saved_secure
 
     @property
     def node_ids(self) -> range:
@@ -138,9 +167,22 @@ class LocalCluster:
     def controller_port(self, node_id: int) -> int:
         return self.base_port + self.nodes + node_id - 1
 
+    def mtls_port(self, node_id: int) -> int:
+        """The client-certificate listener of a secured node."""
+        return self.base_port + 2 * self.nodes + node_id - 1
+
+    def _ports(self, node_id: int) -> list[int]:
+        ports = [self.port(node_id), self.controller_port(node_id)]
+        return [*ports, self.mtls_port(node_id)] if self.secure else ports
+
     @property
     def bootstrap_servers(self) -> str:
+        """Where clients connect (SASL/SCRAM over TLS on a secured cluster)."""
         return ",".join(f"localhost:{self.port(n)}" for n in self.node_ids)
+
+    @property
+    def mtls_bootstrap_servers(self) -> str:
+        return ",".join(f"localhost:{self.mtls_port(n)}" for n in self.node_ids)
 
     def node_dir(self, node_id: int) -> Path:
         return self.home / f"node-{node_id}"
@@ -166,12 +208,8 @@ class LocalCluster:
             "process.roles=broker,controller",
             f"node.id={node_id}",
             quorum,
-            f"listeners=PLAINTEXT://localhost:{self.port(node_id)},"
-            f"CONTROLLER://localhost:{self.controller_port(node_id)}",
-            f"advertised.listeners=PLAINTEXT://localhost:{self.port(node_id)}",
+            *(self._secure_listeners(node_id) if self.secure else self._plain_listeners(node_id)),
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             f"log.dirs={self.node_dir(node_id) / 'data'}",
             # Topics are created on purpose (`hookstream topics create`), never by a typo.
             "auto.create.topics.enable=false",
@@ -186,8 +224,170 @@ class LocalCluster:
         ]
         self._properties(node_id).write_text("\n".join(lines) + "\n")
 
+    def _plain_listeners(self, node_id: int) -> list[str]:
+        return [
+            f"listeners=PLAINTEXT://localhost:{self.port(node_id)},"
+            f"CONTROLLER://localhost:{self.controller_port(node_id)}",
+            f"advertised.listeners=PLAINTEXT://localhost:{self.port(node_id)}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ]
+
+    def _secure_listeners(self, node_id: int) -> list[str]:
+        """SASL_SSL (SCRAM) and MTLS for clients; CONTROLLER on TLS with client certificates.
+
+        The quorum and replication cannot use SCRAM: KRaft keeps SCRAM credentials in the
+        metadata log the controllers serve, so they authenticate each other before any exist.
+        They use the node's certificate instead, on loopback, never a plaintext port: a
+        plaintext listener's ANONYMOUS principal would have to be a super user.
+        """
+        keystore = self._broker_identity().keystore()
+        sasl, mtls, controller = self.port(node_id), self.mtls_port(node_id), self.controller_port(node_id)
+        return [
+            f"listeners=SASL_SSL://localhost:{sasl},MTLS://localhost:{mtls},CONTROLLER://localhost:{controller}",
+            f"advertised.listeners=SASL_SSL://localhost:{sasl},MTLS://localhost:{mtls}",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,MTLS:SSL,CONTROLLER:SSL",
+            "inter.broker.listener.name=MTLS",
+            f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self._ca().cert_file}",
+            "listener.name.sasl_ssl.ssl.client.auth=none",
+            "listener.name.mtls.ssl.client.auth=required",
+            "listener.name.controller.ssl.client.auth=required",
+            # A certificate's principal is its CN, so User:producer is the same principal
+            # whether it signs in with SCRAM or with a client certificate.
+            "ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users=User:{BROKER_PRINCIPAL};User:{ADMIN_USER}",
+        ]
+
+    # -- the secured cluster's CA, users and ACLs ------------------------------------------------
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    def _ca(self) -> CertificateAuthority:
+        return CertificateAuthority(self.tls_dir)
+
+    @property
+    def ca_file(self) -> Path:
+        return self._ca().cert_file
+
+    def _broker_identity(self) -> Identity:
+        identity = Identity(self.tls_dir / "broker.pem", self.tls_dir / "broker.key")
+        if identity.keystore().exists():
+            return identity
+        return self._ca().issue(BROKER_PRINCIPAL, hosts=("localhost", "127.0.0.1"))
+
+    def client_identity(self, user: str) -> Identity:
+        """The client certificate (CN=user) of a role, issued by the cluster's CA on first use."""
+        folder = self.tls_dir / "clients"
+        identity = Identity(folder / f"{user}.pem", folder / f"{user}.key")
+        if identity.cert.exists():
+            return identity
+        return self._ca().issue(user, folder=folder)
+
+    def password_file(self, user: str) -> Path:
+        """The SCRAM password of a role, made on first use (owner-readable only)."""
+        path = self.secrets_dir / f"{user}.password"
+        if not path.exists():
+            self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24) + "\n")
+        return path
+
+    def client_env(self, user: str, mtls: bool = False) -> dict[str, str]:
+        """The environment a Hookstream client needs to connect as `user`: the pass-through
+        HOOKSTREAM_LIBRDKAFKA_* variables, with the secret (password or key) named by file."""
+        self._require_secure()
+        prefix = "HOOKSTREAM_LIBRDKAFKA_"
+        env = {f"{prefix}SSL_CA_LOCATION": str(self.ca_file)}
+        if mtls:
+            identity = self.client_identity(user)
+            return {
+                "KAFKA_BOOTSTRAP_SERVERS": self.mtls_bootstrap_servers,
+                f"{prefix}SECURITY_PROTOCOL": "SSL",
+                **env,
+                f"{prefix}SSL_CERTIFICATE_LOCATION": str(identity.cert),
+                f"{prefix}SSL_KEY_LOCATION": str(identity.key),
+            }
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            f"{prefix}SECURITY_PROTOCOL": "SASL_SSL",
+            f"{prefix}SASL_MECHANISM": SCRAM_MECHANISM,
+            f"{prefix}SASL_USERNAME": user,
+            f"{prefix}SASL_PASSWORD_FILE": str(self.password_file(user)),
+            **env,
+        }
+
+    def admin_config(self) -> KafkaConf:
+        """librdkafka settings of the `admin` super user (its certificate, on the mTLS port)."""
+        if not self.secure:
+            return {"bootstrap.servers": self.bootstrap_servers}
+        identity = self.client_identity(ADMIN_USER)
+        return {
+            "bootstrap.servers": self.mtls_bootstrap_servers,
+            "security.protocol": "SSL",
+            "ssl.ca.location": str(self.ca_file),
+            "ssl.certificate.location": str(identity.cert),
+            "ssl.key.location": str(identity.key),
+        }
+
+    def _require_secure(self) -> None:
+        if not self.secure:
+            raise LocalKafkaError(
+                f"{self.home} holds a plaintext cluster: roles need `hookstream kafka start --secure`"
+            )
+
+    def provision(self, grants: Mapping[str, Iterable[Grant]], timeout_s: float = 30.0) -> None:
+        """One SCRAM user (and client certificate) per role, and the role's ACLs; idempotent.
+        Kafka keeps only a salted hash of each password; the files under `secrets/` are the
+        only copy, and running this again re-sets each user to its file's password."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import (  # type: ignore[attr-defined]
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialAlteration,
+            UserScramCredentialUpsertion,
+        )
+
+        from hookstream.acls import apply_grants
+
+        self._require_secure()
+        admin = AdminClient(self.admin_config())
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(
+                user,
+                ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                self.password_file(user).read_text().strip().encode(),
+            )
+            for user in grants
+        ]
+        for user, future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout_s).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise LocalKafkaError(f"cannot create the SCRAM user {user}: {exc.args[0].str()}") from exc
+            self.client_identity(user)
+        apply_grants(admin, grants, timeout_s)
+
     def _format(self, java: str, libs: Path) -> None:
         meta = self.home / "cluster.json"
+        if self.secure:
+            # The broker certificate before the properties that name it.
+            self._broker_identity()
         cluster_id = json.loads(meta.read_text())["cluster_id"] if meta.exists() else _new_cluster_id()
         for node_id in self.node_ids:
             (self.node_dir(node_id) / "logs").mkdir(parents=True, exist_ok=True)
@@ -203,9 +403,8 @@ class LocalCluster:
                 raise LocalKafkaError(
                     f"formatting node {node_id} failed: {(result.stdout + result.stderr).strip()}"
                 )
-        meta.write_text(
-            json.dumps({"nodes": self.nodes, "base_port": self.base_port, "cluster_id": cluster_id})
-        )
+        shape = {"nodes": self.nodes, "base_port": self.base_port, "secure": self.secure}
+        meta.write_text(json.dumps({**shape, "cluster_id": cluster_id}))
 
     # -- processes --------------------------------------------------------------------------
 
@@ -257,7 +456,7 @@ class LocalCluster:
             raise LocalKafkaError("the cluster was never started: run `hookstream kafka start`")
 
     def _launch(self, node_id: int, java: str, libs: Path) -> None:
-        for port in (self.port(node_id), self.controller_port(node_id)):
+        for port in self._ports(node_id):
             if port_open(port):
                 raise LocalKafkaError(f"port {port} is taken by another process; stop it or use --port")
         logs = self.node_dir(node_id) / "logs"
@@ -292,8 +491,8 @@ class LocalCluster:
                         f"and {self.log_file(node_id).with_name('stdout.log')}"
                     )
             # Ask for metadata only once every port listens: librdkafka logs each refusal.
-            if all(port_open(self.port(n)) for n in pending):
-                admin = admin or AdminClient({"bootstrap.servers": self.bootstrap_servers})
+            if all(port_open(port) for n in pending for port in self._ports(n)):
+                admin = admin or AdminClient(self.admin_config())
                 with contextlib.suppress(Exception):  # not answering yet: the deadline decides
                     pending -= set(admin.list_topics(timeout=2).brokers)
             if pending and time.monotonic() > deadline:
