@@ -48,8 +48,17 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup)
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Signed webhooks into Kafka, consumed at least once by idempotent consumer groups."""
+    # A librdkafka property librdkafka refuses fails here, in one line, not in a gunicorn
+    # worker's first request or a consumer's first poll. `kafka` runs the development broker
+    # and builds no client from the settings.
+    if ctx.invoked_subcommand != "kafka":
+        from hookstream.kafka import check_passthrough
+        from hookstream.settings import Settings
+
+        check_passthrough(Settings.from_env())
 
 
 def main() -> None:

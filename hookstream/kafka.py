@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hookstream.settings import KafkaConf, Settings
+from confluent_kafka import Consumer, KafkaException, Producer
+
+from hookstream.errors import ConfigError
+from hookstream.settings import KafkaConf, Settings, librdkafka_variable
 
 
 @dataclass(frozen=True)
@@ -68,3 +71,32 @@ class ConsumerConfig:
             "session.timeout.ms": self.session_timeout_ms,
             "partition.assignment.strategy": "cooperative-sticky",
         }
+
+
+def check_passthrough(settings: Settings) -> None:
+    """Refuse, in one line naming the variable, a HOOKSTREAM_LIBRDKAFKA_* librdkafka would refuse.
+
+    librdkafka checks every name and value when a client is built, so building a throwaway
+    producer and consumer with the real configurations checks them all: no list of properties
+    is kept here. Without bootstrap servers they never connect; log_level 0 keeps them quiet.
+    """
+    extra = settings.kafka_extra
+    refusal = _refusal(extra)
+    if refusal is None:
+        return
+    # Name the variables refused on their own; when only their combination is (a sasl.* without
+    # its partner), name them all.
+    alone = [prop for prop in extra if _refusal({prop: extra[prop]}) is not None]
+    names = ", ".join(librdkafka_variable(prop) for prop in alone or extra)
+    raise ConfigError(f"{names}: librdkafka refuses it: {refusal}")
+
+
+def _refusal(extra: Mapping[str, str]) -> str | None:
+    """librdkafka's reason to refuse EXTRA in Hookstream's clients, or None when both accept it."""
+    quiet = {"log_level": 0}
+    try:
+        Producer({**ProducerConfig(common=extra).as_librdkafka(), **quiet})
+        Consumer({**ConsumerConfig("check", common=extra).as_librdkafka(), **quiet})
+    except KafkaException as exc:
+        return str(exc.args[0].str())
+    return None
