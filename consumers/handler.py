@@ -1,13 +1,13 @@
 """What a consumer group is: a handler that sees decoded records and never touches Kafka.
 
-The runtime calls `handle` once per record, in partition order, and `flush` before it stores
-the offsets of the records handled since the last flush: whatever `handle` staged must be
-durable when `flush` returns. Before handling a batch it shows the handler the whole batch
-(`start_batch`), so a handler whose effects are slow (network calls) can start them side by
-side; `handle` still decides each record's outcome, in order. A handler raises
-`TransientError` to be retried in place and anything else to send the record to the DLQ.
-Effects must be idempotent by event_id, because after a crash, a rebalance or a replay the
-same record can arrive again.
+The runtime calls `handle` once per record, in partition order, after showing the handler the
+whole batch (`start_batch`). A handler raises `TransientError` to be retried in place and
+anything else to send the record to the DLQ. Effects must be idempotent by event_id: after a
+crash, a rebalance or a replay the same record can arrive again.
+
+After each batch the runtime asks `pre_commit` which offsets are durable and stores only
+those. By default that flushes and vouches for everything processed; a handler that keeps
+records across batches (the archiver, until a file is uploaded) answers with less.
 """
 
 from __future__ import annotations
@@ -40,10 +40,23 @@ class Handler:
         still let `handle` raise each record's own error, and settle by the next `flush`."""
 
     def flush(self) -> None:
-        """Make every effect staged by `handle` durable. Called after each batch (and when idle)."""
+        """Make every effect staged by `handle` durable (the default `pre_commit` calls it)."""
+
+    def pre_commit(self, processed: dict[int, int]) -> dict[int, int]:
+        """Given, per partition, the next offset after the records processed so far, return the
+        offsets whose effects are durable: the runtime stores only those (Kafka Connect's
+        `SinkTask.preCommit`). Called after each batch, when idle, and before partitions leave.
+        A transient error is retried; a handler may also return less and try again next call."""
+        self.flush()
+        return processed
 
     def assigned(self, partitions: list[int]) -> None:
         """This member now owns `partitions` (too); state kept per partition may need a refresh."""
 
+    def revoked(self, partitions: list[int]) -> None:
+        """`partitions` left this member, after a last `pre_commit` whose offsets were committed:
+        drop what is kept for them (the new owner resumes at the committed offset)."""
+
     def close(self) -> None:
-        """Release files and connections; the runtime has already flushed."""
+        """Release files and connections. After a clean stop the runtime called `pre_commit`
+        first; after a crash it did not, and whatever was staged is abandoned (it is redone)."""

@@ -48,6 +48,12 @@ LAG_SECONDS = Gauge(
     "Age of the oldest unprocessed record per assigned partition; 0 when caught up.",
     ["group", "topic", "partition"],
 )
+NOT_DURABLE = Gauge(
+    "hookstream_consumer_not_durable_messages",
+    "Records processed but not yet durable (held by the handler, e.g. in an open archive file), "
+    "per assigned partition: their offsets are not committed yet.",
+    ["group", "topic", "partition"],
+)
 REBALANCES = Counter(
     "hookstream_consumer_rebalances_total",
     "Partition assignment changes (assign|revoke|lost).",
@@ -116,9 +122,12 @@ class MemberMetrics:
         LAG_MESSAGES.labels(self.group, topic, str(partition)).set(messages)
         LAG_SECONDS.labels(self.group, topic, str(partition)).set(seconds)
 
+    def set_not_durable(self, topic: str, partition: int, messages: int) -> None:
+        NOT_DURABLE.labels(self.group, topic, str(partition)).set(messages)
+
     def forget_partition(self, topic: str, partition: int) -> None:
         """A partition that left this member must not keep reporting its last lag."""
-        for gauge in (LAG_MESSAGES, LAG_SECONDS):
+        for gauge in (LAG_MESSAGES, LAG_SECONDS, NOT_DURABLE):
             with contextlib.suppress(KeyError):  # never reported for it
                 gauge.remove(self.group, topic, str(partition))
 

@@ -27,6 +27,7 @@ from consumers import messages
 from consumers.breaker import Breaker
 from consumers.dlq import REPLAY_GROUP, DeadLetterPublisher
 from consumers.errors import CircuitOpenError, FlushError, is_transient
+from consumers.frontier import OffsetFrontier
 from consumers.handler import Handler, Record
 from consumers.metrics import MemberMetrics
 from consumers.retry import RetryPolicy
@@ -101,8 +102,7 @@ class Member:
         self._healthy = True
         self._paused = False
         self._last_poll = 0.0
-        # Next offset to store per partition, for records processed since the last flush.
-        self._pending: dict[TopicPartitionKey, int] = {}
+        self._frontier = OffsetFrontier()
         # Records finished, and the received_at of those handled, since the last flush.
         self._finished = 0
         self._received: list[float] = []
@@ -154,7 +154,7 @@ class Member:
             if not clean:
                 # Records handled but not flushed must not have their offsets stored on the way
                 # out, and the handler's state is suspect: the revoke in close() only commits.
-                self._pending.clear()
+                self._frontier.abandon()
                 self._healthy = False
             try:
                 self._commit()
@@ -190,7 +190,7 @@ class Member:
                 self._process(msg, outcome)
             except _PartitionGone:
                 continue
-            self._pending[key] = offset + 1
+            self._frontier.finished(key[1], offset)
             if self._breaker.is_open:
                 raise CircuitOpenError(
                     f"group {self.group} stopped by its circuit breaker: {self._breaker.describe()}; "
@@ -312,16 +312,16 @@ class Member:
     # -- flushing, storing, committing ---------------------------------------------------------
 
     def _flush_and_store(self) -> None:
-        """Make the handler's staged effects durable, then store the offsets they cover."""
-        self._flush_handler()
-        if self._pending and self._consumer is not None:
+        """Ask the handler which processed offsets are durable, then store those."""
+        self._frontier.declare(self._pre_commit())
+        stored = self._frontier.take_stored()
+        topic = self.settings.topic
+        if stored and self._consumer is not None:
             self._consumer.store_offsets(
-                offsets=[
-                    TopicPartition(topic, partition, offset)
-                    for (topic, partition), offset in self._pending.items()
-                ]
+                offsets=[TopicPartition(topic, partition, offset) for partition, offset in stored.items()]
             )
-            self._pending.clear()
+        for partition in self._frontier.processed:
+            self.metrics.set_not_durable(topic, partition, self._frontier.not_durable(partition))
         # Metrics are added once per batch: a lock per record costs the hot loop.
         if self._finished:
             self.metrics.processed.inc(self._finished)
@@ -334,16 +334,16 @@ class Member:
         self.metrics.processing.publish()
         self.metrics.end_to_end.publish()
 
-    def _flush_handler(self) -> None:
+    def _pre_commit(self) -> dict[int, int]:
         for wait in chain(self._retry.delays(), [None]):
             try:
-                self._handler.flush()
-                return
+                return self._handler.pre_commit(dict(self._frontier.processed))
             except Exception as exc:
                 if wait is None or not is_transient(exc):
                     raise FlushError(f"group {self.group} could not make its batch durable: {exc}") from exc
                 self.metrics.retries.inc()
                 time.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _commit(self) -> None:
         if self._consumer is None:
@@ -417,11 +417,13 @@ class Member:
             "partitions lost", extra={"fields": {"group": self.group, "partitions": _names(partitions)}}
         )
         # Another member owns them already: committing for them now could move its offsets back.
-        for tp in partitions:
-            self._pending.pop((tp.topic, tp.partition), None)
         self._forget(partitions)
 
     def _forget(self, partitions: list[TopicPartition]) -> None:
+        """Drop what is kept for partitions that left (their offsets were committed, or are lost)."""
+        ours = [tp.partition for tp in partitions if tp.topic == self.settings.topic]
+        self._frontier.forget(ours)
+        self._handler.revoked(ours)
         for tp in partitions:
             self._gone.add((tp.topic, tp.partition))
             self._lag_seconds_hint.pop((tp.topic, tp.partition), None)
