@@ -12,7 +12,7 @@ or, from a package of its own, with an entry point in the `hookstream.groups` gr
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
@@ -43,6 +43,5 @@ def load(name: str) -> HandlerFactory:
     target = GROUPS.get(name) or _installed().get(name)
     if target is None:
         raise UnknownGroupError(f"no consumer group named {name!r}; known groups: {', '.join(group_names())}")
-    module_name, _, attr = target.partition(":")
-    factory: HandlerFactory = getattr(importlib.import_module(module_name), attr)
+    factory: HandlerFactory = pkgutil.resolve_name(target)
     return factory

@@ -7,7 +7,7 @@ consumers. Any `HookstreamError` becomes one line on stderr and exit status 1.
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,8 +42,7 @@ class LazyGroup(click.Group):
         command = super().get_command(ctx, cmd_name)
         if command is not None or cmd_name not in SUBCOMMANDS:
             return command
-        module_name, attr = SUBCOMMANDS[cmd_name].split(":")
-        found = getattr(importlib.import_module(module_name), attr)
+        found = pkgutil.resolve_name(SUBCOMMANDS[cmd_name])
         return found if isinstance(found, click.Command) else None
 
 
