@@ -31,7 +31,7 @@ from consumers.frontier import OffsetFrontier
 from consumers.handler import Handler, Record
 from consumers.metrics import MemberMetrics
 from consumers.retry import RetryPolicy
-from hookstream.errors import SchemaError
+from hookstream.errors import SchemaError, SchemaRegistryUnavailable
 from hookstream.kafka import ConsumerConfig
 from hookstream.settings import Settings
 from schemas import codec
@@ -213,11 +213,31 @@ class Member:
             if not self._addressed_elsewhere(msg):
                 value = msg.value() or b""
                 try:
-                    outcome = Record(decode(value), topic, partition, offset, msg.timestamp()[1], value)
+                    envelope = self._decode_value(value, (topic, partition))
+                    outcome = Record(envelope, topic, partition, offset, msg.timestamp()[1], value)
                 except SchemaError as exc:
                     outcome = exc
+                except _PartitionGone:
+                    continue
             decoded.append((msg, (topic, partition), offset, outcome))
         return decoded
+
+    def _decode_value(self, value: bytes, key: TopicPartitionKey) -> codec.Envelope:
+        """Decode, waiting out an unreachable schema registry (paused, polling) for as long as it
+        takes: a record the registry cannot vouch for yet is not poison, so never the DLQ."""
+        attempt = 0
+        while True:
+            try:
+                return decode(value)
+            except SchemaRegistryUnavailable as exc:
+                attempt += 1
+                wait = self._retry.delay(min(attempt, 10))
+                self.metrics.retries.inc()
+                log.warning(
+                    "schema registry unavailable, retrying",
+                    extra={"fields": {"group": self.group, "attempt": attempt, "error": str(exc)}},
+                )
+                self._wait(wait, key)
 
     def _finish_batch(self) -> None:
         self._flush_and_store()
