@@ -1,0 +1,133 @@
+"""The shared state store: Redis (or Valkey), for every instance and member of a deployment.
+
+Each operation is one command (`SET NX PX`, `GET`, `SET PX`, `DEL`), a pipeline for
+`add_many`, or a Lua script for compare-and-delete, so each is atomic on the server. Socket
+timeouts bound every call; a stale connection (Redis restarted) is retried once at once, a
+timeout is not (the caller's deadline matters more than this one answer).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from hookstream.errors import StateStoreUnavailable
+from hookstream.state.metrics import timed
+
+_COMPARE_AND_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _ms(ttl_s: float) -> int:
+    return max(1, round(ttl_s * 1000))
+
+
+def public_url(url: str) -> str:
+    """The URL without user or password (for logs and /readyz)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class RedisStore:
+    """Thread- and gevent-safe (redis-py's pool); the pool is built on first use and rebuilt
+    by redis-py itself in a forked child."""
+
+    def __init__(self, url: str, password: str | None, timeout_s: float) -> None:
+        self.name = public_url(url)
+        self._url = url
+        self._password = password
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._client: redis.Redis | None = None
+        self._compare_and_delete: redis.commands.core.Script | None = None
+
+    def _redis(self) -> redis.Redis:
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._client is None:
+                options: dict[str, object] = {}
+                if self._password:  # a password in the URL wins; else the secret's
+                    options["password"] = self._password
+                self._client = redis.Redis.from_url(
+                    self._url,
+                    socket_timeout=self._timeout_s,
+                    socket_connect_timeout=self._timeout_s,
+                    retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                    decode_responses=True,
+                    **options,  # type: ignore[arg-type]
+                )
+                self._compare_and_delete = self._client.register_script(_COMPARE_AND_DELETE)
+            return self._client
+
+    def _unavailable(self, exc: redis.RedisError) -> StateStoreUnavailable:
+        return StateStoreUnavailable(f"{self.name}: {type(exc).__name__}: {exc}")
+
+    def add(self, key: str, ttl_s: float, value: str = "1") -> bool:
+        with timed("redis", "add"):
+            try:
+                return bool(self._redis().set(key, value, nx=True, px=_ms(ttl_s)))
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from exc
+
+    def add_many(self, keys: Sequence[str], ttl_s: float) -> list[bool]:
+        if not keys:
+            return []
+        px = _ms(ttl_s)
+        with timed("redis", "add_many"):
+            try:
+                pipe = self._redis().pipeline(transaction=False)
+                for key in keys:
+                    pipe.set(key, "1", nx=True, px=px)
+                return [bool(answer) for answer in pipe.execute()]
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from exc
+
+    def get(self, key: str) -> str | None:
+        with timed("redis", "get"):
+            try:
+                value = self._redis().get(key)
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from exc
+        return None if value is None else str(value)
+
+    def put(self, key: str, value: str, ttl_s: float) -> None:
+        with timed("redis", "put"):
+            try:
+                self._redis().set(key, value, px=_ms(ttl_s))
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from exc
+
+    def delete(self, key: str, only_if: str | None = None) -> bool:
+        with timed("redis", "delete"):
+            try:
+                client = self._redis()
+                if only_if is None:
+                    return bool(client.delete(key))
+                assert self._compare_and_delete is not None
+                return bool(self._compare_and_delete(keys=[key], args=[only_if]))
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from exc
+
+    def ping(self) -> None:
+        with timed("redis", "ping"):
+            try:
+                self._redis().ping()
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            self._client = None

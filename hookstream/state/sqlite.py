@@ -1,0 +1,141 @@
+"""The embedded state store: one SQLite file shared by every process on the host.
+
+WAL lets readers run beside the one writer; each operation is one statement (or one
+transaction for `add_many`), so it is atomic across processes. `synchronous=NORMAL`: a write
+survives the process dying (kill -9), not the machine losing power, where the worst case is one
+repeated effect. Expired rows read as absent at once and are deleted in bounded sweeps.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from hookstream.errors import StateStoreUnavailable
+from hookstream.state.metrics import timed
+
+# How often (per process) expired rows are swept, and how many at most per sweep: a sweep holds
+# the write lock, so it stays short.
+_SWEEP_INTERVAL_S = 30.0
+_SWEEP_ROWS = 5000
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+    " expires_at REAL NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS state_expiry ON state (expires_at)",
+)
+# Insert, or take over a row whose TTL has passed; a live row is left alone (0 rows changed).
+_ADD = (
+    "INSERT INTO state (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET value = excluded.value, expires_at = excluded.expires_at WHERE state.expires_at <= ?"
+)
+_PUT = "INSERT OR REPLACE INTO state (key, value, expires_at) VALUES (?, ?, ?)"
+_GET = "SELECT value FROM state WHERE key = ? AND expires_at > ?"
+_DELETE = "DELETE FROM state WHERE key = ? AND expires_at > ?"
+_SWEEP = "DELETE FROM state WHERE key IN (SELECT key FROM state WHERE expires_at <= ? LIMIT ?)"
+
+
+class SqliteStore:
+    """Thread-safe (one connection per process, behind a lock); reopened after a fork."""
+
+    def __init__(self, path: Path, timeout_s: float) -> None:
+        self.path = path
+        self.name = f"sqlite:{path}"
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._pid = 0
+        self._next_sweep = 0.0
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is not None and self._pid == os.getpid():
+            return self._db
+        # A connection inherited through fork() must not be used (or closed) by the child.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(
+            self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+        )
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+        except sqlite3.Error:
+            db.close()
+            raise
+        self._db, self._pid = db, os.getpid()
+        return db
+
+    @contextmanager
+    def _session(self, operation: str) -> Iterator[sqlite3.Connection]:
+        with timed("sqlite", operation):
+            if not self._lock.acquire(timeout=self._timeout_s):
+                raise StateStoreUnavailable(f"{self.name}: busy for more than {self._timeout_s}s")
+            try:
+                yield self._connect()
+            except (sqlite3.Error, OSError) as exc:
+                raise StateStoreUnavailable(f"{self.name}: {exc}") from exc
+            finally:
+                self._lock.release()
+
+    def _sweep(self, db: sqlite3.Connection, now: float) -> None:
+        if now >= self._next_sweep:
+            self._next_sweep = now + _SWEEP_INTERVAL_S
+            db.execute(_SWEEP, (now, _SWEEP_ROWS))
+
+    def add(self, key: str, ttl_s: float, value: str = "1") -> bool:
+        now = time.time()
+        with self._session("add") as db:
+            added = db.execute(_ADD, (key, value, now + ttl_s, now)).rowcount == 1
+            self._sweep(db, now)
+        return added
+
+    def add_many(self, keys: Sequence[str], ttl_s: float) -> list[bool]:
+        if not keys:
+            return []
+        now = time.time()
+        expires_at = now + ttl_s
+        with self._session("add_many") as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                added = [db.execute(_ADD, (key, "1", expires_at, now)).rowcount == 1 for key in keys]
+                self._sweep(db, now)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        return added
+
+    def get(self, key: str) -> str | None:
+        with self._session("get") as db:
+            row = db.execute(_GET, (key, time.time())).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, key: str, value: str, ttl_s: float) -> None:
+        now = time.time()
+        with self._session("put") as db:
+            db.execute(_PUT, (key, value, now + ttl_s))
+            self._sweep(db, now)
+
+    def delete(self, key: str, only_if: str | None = None) -> bool:
+        with self._session("delete") as db:
+            if only_if is None:
+                cursor = db.execute(_DELETE, (key, time.time()))
+            else:
+                cursor = db.execute(_DELETE + " AND value = ?", (key, time.time(), only_if))
+        return cursor.rowcount == 1
+
+    def ping(self) -> None:
+        with self._session("ping") as db:
+            db.execute("SELECT 1 FROM state LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None and self._pid == os.getpid():
+                self._db.close()
+            self._db = None
