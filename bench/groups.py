@@ -48,7 +48,7 @@ def envelope(prefix: str, n: int) -> tuple[bytes, bytes, KafkaHeaders]:
         signature_scheme="hex",
     )
     headers: KafkaHeaders = list(env.headers())
-    return env.workspace_id.encode(), encode(env), headers
+    return env.partition_key.encode(), encode(env), headers
 
 
 def record_size() -> int:

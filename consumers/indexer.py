@@ -91,7 +91,7 @@ def file_event(envelope: Envelope) -> FileEvent | None:
     received_ms = int(envelope.received_at.timestamp() * 1000)
     occurred_ms = int(envelope.occurred_at.timestamp() * 1000) if envelope.occurred_at else received_ms
     return FileEvent(
-        workspace_id=envelope.workspace_id,
+        workspace_id=envelope.workspace_id or envelope.partition_key,
         object_id=str(object_id),
         action=action,
         name=payload.file_name(fields),

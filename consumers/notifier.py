@@ -59,7 +59,7 @@ class Rule:
     workspaces: frozenset[str] | None
     destination: Destination
 
-    def matches(self, event_type: str, workspace_id: str) -> bool:
+    def matches(self, event_type: str, workspace_id: str | None) -> bool:
         if self.workspaces is not None and workspace_id not in self.workspaces:
             return False
         name = event_type.lower()
@@ -251,7 +251,7 @@ class Notifier(Handler):
         for record in records:
             future: Future[bool] = Future()
             self._early[_position(record)] = future
-            chains.setdefault(record.envelope.workspace_id, []).append((record, future))
+            chains.setdefault(record.envelope.partition_key, []).append((record, future))
         self._settle = threading.Event()
         for chain in chains.values():
             self._pool.submit(self._send_chain, chain, self._settle)

@@ -1,9 +1,10 @@
-"""The event contract on the wire: an Avro envelope with a two-byte version prefix.
+"""The event contract on the wire: the envelope, and Hookstream's own two-byte framing.
 
-Every record value is `b"H" + bytes([version]) + <schemaless Avro body>`. The prefix names
-the writer's schema, so a consumer reads any version kept in this folder through Avro schema
-resolution into the newest one it knows. A version it does not know is a `SchemaError`,
-which the consumer runtime treats as poison (DLQ), never as a crash.
+A record value is either Hookstream's framing, `b"H" + bytes([version]) + <schemaless Avro>`,
+where the prefix names the writer's schema kept in this folder, or the Confluent wire format
+(`schemas.registry`), where a registry id does. Either way a consumer reads the record through
+Avro schema resolution into the newest version it knows. A version it does not know is a
+`SchemaError`, which the consumer runtime treats as poison (DLQ), never as a crash.
 """
 
 from __future__ import annotations
@@ -45,13 +46,20 @@ class Envelope:
     event_id: str
     provider: str
     event_type: str
-    workspace_id: str
+    workspace_id: str | None  # Fast.io's workspace; None for providers without one
     payload: bytes
     received_at: datetime
     object_id: str | None = None
     occurred_at: datetime | None = None
     signature_scheme: str | None = None
+    partition_key: str = ""  # the Kafka key; empty means the workspace_id (see __post_init__)
     schema_version: int = CURRENT_VERSION
+
+    def __post_init__(self) -> None:
+        # Before version 3 the workspace_id field held the key whatever it was: records of that
+        # time (and callers that name only a workspace) get it as their partition key.
+        if not self.partition_key and self.workspace_id:
+            object.__setattr__(self, "partition_key", self.workspace_id)
 
     def headers(self) -> list[tuple[str, bytes]]:
         """Kafka record headers: enough to route or filter without decoding the value."""
@@ -66,24 +74,29 @@ class Envelope:
         return json.loads(self.payload)
 
 
+def as_record(envelope: Envelope, version: int = CURRENT_VERSION) -> dict[str, Any]:
+    """The envelope as the Avro record of schema `version`."""
+    # vars(), not asdict(): asdict deep-copies every field, five times the cost on the hot path.
+    return {**vars(envelope), "schema_version": version}
+
+
 def encode(envelope: Envelope, version: int = CURRENT_VERSION) -> bytes:
     """Write `envelope` with schema `version` (the newest unless a test asks otherwise)."""
     schema = schema_versions().get(version)
     if schema is None:
         raise SchemaError(f"no envelope schema version {version} in schemas/")
-    # vars(), not asdict(): asdict deep-copies every field, five times the cost on the hot path.
-    record = {**vars(envelope), "schema_version": version}
     out = io.BytesIO()
     out.write(bytes((MAGIC, version)))
     try:
-        fastavro.schemaless_writer(out, schema, record)
+        fastavro.schemaless_writer(out, schema, as_record(envelope, version))
     except (ValueError, TypeError, KeyError) as exc:
         raise SchemaError(f"envelope {envelope.event_id!r} does not fit schema v{version}") from exc
     return out.getvalue()
 
 
 def decode(data: bytes | None) -> Envelope:
-    """Read a record written with any known version, resolved into the newest one."""
+    """Read a record in Hookstream's framing written with any known version, resolved into the
+    newest one."""
     if not data or len(data) < 3 or data[0] != MAGIC:
         raise SchemaError("not a Hookstream envelope (missing or wrong magic byte)")
     writer = schema_versions().get(data[1])
@@ -91,20 +104,34 @@ def decode(data: bytes | None) -> Envelope:
         raise SchemaError(
             f"envelope schema version {data[1]} is unknown here (newest known: {CURRENT_VERSION})"
         )
-    stream = io.BytesIO(data)
-    stream.seek(2)
     # Resolution only for older writers: the newest version reads as it is, much faster.
     reader = schema_versions()[CURRENT_VERSION] if data[1] != CURRENT_VERSION else None
+    record = read_body(data, 2, writer, reader, f"v{data[1]}")
+    # Keep the version it was written with: consumers may care, and it is the truth.
+    record["schema_version"] = data[1]
+    return envelope_from(record)
+
+
+def read_body(data: bytes, start: int, writer: Any, reader: Any, label: str) -> dict[str, Any]:
+    """The Avro record in `data[start:]`, written with `writer` and read as `reader` (None: as
+    written). Every byte must belong to it."""
+    stream = io.BytesIO(data)
+    stream.seek(start)
     try:
         record = fastavro.schemaless_reader(stream, writer, reader)
     except Exception as exc:  # fastavro raises many types for truncated or corrupt input
-        raise SchemaError(f"envelope body is not valid Avro v{data[1]}: {exc}") from exc
+        raise SchemaError(f"envelope body is not valid Avro {label}: {exc}") from exc
     if stream.tell() != len(data):
         raise SchemaError(f"envelope has {len(data) - stream.tell()} trailing bytes")
-    if not isinstance(record, dict) or not record.get("event_id"):
+    if not isinstance(record, dict):
+        raise SchemaError(f"envelope body is not a record ({label})")
+    return record
+
+
+def envelope_from(record: dict[str, Any]) -> Envelope:
+    """The envelope of a record read with the newest schema."""
+    if not record.get("event_id"):
         raise SchemaError("envelope has no event_id")
-    # Keep the version it was written with: consumers may care, and it is the truth.
-    record["schema_version"] = data[1]
     return Envelope(**record)
 
 

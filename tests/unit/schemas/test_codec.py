@@ -1,5 +1,6 @@
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import fastavro
 import pytest
@@ -34,6 +35,23 @@ def test_round_trip_keeps_every_field_and_the_payload_bytes() -> None:
 def test_nullable_fields_round_trip_as_none() -> None:
     envelope = make_envelope(object_id=None, occurred_at=None, signature_scheme=None)
     assert codec.decode(codec.encode(envelope)) == envelope
+
+
+def test_a_provider_without_workspaces_writes_only_the_partition_key() -> None:
+    envelope = make_envelope(provider="github", workspace_id=None, partition_key="delivery-7")
+    decoded = codec.decode(codec.encode(envelope))
+    assert (decoded.workspace_id, decoded.partition_key) == (None, "delivery-7")
+
+
+def test_the_partition_key_defaults_to_the_workspace() -> None:
+    assert make_envelope(workspace_id="ws-9").partition_key == "ws-9"
+    assert make_envelope(workspace_id="ws-9", partition_key="other").partition_key == "other"
+
+
+def test_a_v2_record_reads_its_workspace_id_as_the_partition_key() -> None:
+    v2 = codec.encode(make_envelope(workspace_id="ws-old"), version=2)
+    decoded = codec.decode(v2)
+    assert (decoded.schema_version, decoded.workspace_id, decoded.partition_key) == (2, "ws-old", "ws-old")
 
 
 def test_headers_name_the_event_without_decoding() -> None:
@@ -91,7 +109,9 @@ def test_each_version_reads_records_written_with_the_previous_one(version: int) 
         new_fields = {f["name"] for f in new["fields"]} - {f["name"] for f in old["fields"]}
         for name in new_fields:
             default = next(f for f in new["fields"] if f["name"] == name)["default"]
-            assert getattr(decoded, name) == default
+            # Before v3 the workspace_id field held the partition key, so that is what it reads as.
+            expected = record["workspace_id"] if name == "partition_key" and default == "" else default
+            assert getattr(decoded, name) == expected, name
 
 
 def _raw(value: object) -> object:
@@ -101,7 +121,7 @@ def _raw(value: object) -> object:
     return value
 
 
-def _schemaless(schema: object, record: dict) -> bytes:  # type: ignore[type-arg]
+def _schemaless(schema: Any, record: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, schema, record)
     return out.getvalue()
