@@ -38,7 +38,7 @@ import fastavro.write
 
 from consumers.handler import Handler, Record
 from hookstream.settings import Settings
-from schemas.codec import CURRENT_VERSION
+from schemas.codec import CURRENT_VERSION, MAGIC
 
 # Fast.io retries a delivery for up to 24 h: a copy of an event arrives within that horizon.
 EVENT_ID_WINDOW_S = 26 * 3600
@@ -250,7 +250,7 @@ class Archiver(Handler):
         from Kafka, with no re-encoding. Older versions are encoded from the decoded envelope."""
         value = record.value
         position = _long(record.partition) + _long(record.offset)
-        if len(value) > 2 and value[1] == CURRENT_VERSION:
+        if len(value) > 2 and value[0] == MAGIC and value[1] == CURRENT_VERSION:  # not a registry id
             return value[2:] + position
         out = io.BytesIO()
         fastavro.schemaless_writer(
