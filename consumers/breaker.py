@@ -31,10 +31,6 @@ class Breaker:
         self._dead += dead_lettered
 
     @property
-    def dead_in_window(self) -> int:
-        return self._dead
-
-    @property
     def is_open(self) -> bool:
         return self._dead > self.limit
 
