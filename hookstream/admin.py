@@ -12,7 +12,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from hookstream.errors import TopicError
-from hookstream.settings import Settings
+from hookstream.kafka_access import ConnectionWatch, denied, explain, watched
+from hookstream.settings import KafkaConf, Settings
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,35 @@ class TopicResult:
         )
 
 
+class Admin(AdminClient):
+    """An AdminClient that can say why Kafka refused it (see `hookstream.kafka_access`)."""
+
+    def __init__(self, conf: KafkaConf) -> None:
+        with_logger, self.watch = watched(conf)
+        super().__init__(with_logger)
+
+
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka_common())
+    return Admin(settings.kafka_common())
+
+
+def refusal(admin: AdminClient, exc: KafkaException, what: str, needs: tuple[str, str] | None = None) -> str:
+    """One line for a failed admin request (see `kafka_access.explain`)."""
+    watch: ConnectionWatch | None = getattr(admin, "watch", None)
+    return explain(exc.args[0], what, watch, needs)
+
+
+def denial(admin: AdminClient, error: KafkaError, operation: str, resource: str) -> str | None:
+    """For an authorization failure, the line naming the missing ACL; else None."""
+    watch: ConnectionWatch | None = getattr(admin, "watch", None)
+    return denied(error, operation, resource, watch.conf if watch is not None else {})
 
 
 def broker_count(admin: AdminClient, timeout_s: float = 10.0) -> int:
     try:
         return len(admin.list_topics(timeout=timeout_s).brokers)
     except KafkaException as exc:
-        raise TopicError(f"Kafka did not answer within {timeout_s:.0f}s: {exc}") from exc
+        raise TopicError(refusal(admin, exc, f"Kafka did not answer within {timeout_s:.0f}s")) from exc
 
 
 def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float = 30.0) -> list[TopicResult]:
@@ -72,7 +93,8 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout_s: float =
         except KafkaException as exc:
             # Another process may have created it between our look and our create.
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise TopicError(f"cannot create topic {name}: {exc.args[0].str()}") from exc
+                line = refusal(admin, exc, f"cannot create topic {name}", ("CREATE", f"topic {name}"))
+                raise TopicError(line) from exc
     created = {t.topic for t in to_create}
     return [_describe(admin, spec.name, spec.name in created, timeout_s) for spec in specs]
 
@@ -82,6 +104,9 @@ def _describe(admin: AdminClient, name: str, created: bool, timeout_s: float) ->
     deadline = time.monotonic() + timeout_s
     while True:
         topic = admin.list_topics(topic=name, timeout=timeout_s).topics.get(name)
+        line = denial(admin, topic.error, "DESCRIBE", f"topic {name}") if topic and topic.error else None
+        if line is not None:
+            raise TopicError(line)
         if topic is not None and topic.error is None and topic.partitions:
             replicas = len(next(iter(topic.partitions.values())).replicas)
             return TopicResult(name, created, len(topic.partitions), replicas)

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from hookstream.admin import denial, refusal
 from hookstream.errors import HookstreamError
 
 TIMEOUT_S = 15.0
@@ -34,22 +35,28 @@ class GroupActiveError(OffsetsError):
     """The group has live members, so its offsets must not be moved now."""
 
 
-def _result(future: Future[T], what: str) -> T:
+def _result(admin: AdminClient, future: Future[T], what: str, needs: tuple[str, str] | None = None) -> T:
+    """The future's value; else an `OffsetsError` naming the missing ACL (`needs`: operation,
+    resource) or why Kafka could not be reached."""
     try:
         return future.result()
     except KafkaException as exc:
-        raise OffsetsError(f"{what}: {exc.args[0].str()}") from exc
+        raise OffsetsError(refusal(admin, exc, what, needs)) from exc
 
 
 def list_groups(admin: AdminClient) -> list[str]:
-    listing = _result(admin.list_consumer_groups(request_timeout=TIMEOUT_S), "cannot list consumer groups")
+    # Kafka lists only the groups this user may DESCRIBE: no ACL error, just fewer groups.
+    futures = admin.list_consumer_groups(request_timeout=TIMEOUT_S)
+    listing = _result(admin, futures, "cannot list consumer groups")
     return sorted(group.group_id for group in listing.valid)
 
 
 def active_members(admin: AdminClient, group: str) -> int:
     """How many members the group has right now (0 for an empty or unknown group)."""
     futures = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S)
-    description = _result(futures[group], f"cannot describe group {group}")
+    description = _result(
+        admin, futures[group], f"cannot describe group {group}", ("DESCRIBE", f"group {group}")
+    )
     return len(description.members)
 
 
@@ -58,7 +65,8 @@ def committed_offsets(admin: AdminClient, group: str) -> dict[Partition, int]:
     futures = admin.list_consumer_group_offsets(
         [ConsumerGroupTopicPartitions(group)], request_timeout=TIMEOUT_S
     )
-    found = _result(futures[group], f"cannot read the committed offsets of group {group}")
+    what = f"cannot read the committed offsets of group {group}"
+    found = _result(admin, futures[group], what, ("DESCRIBE", f"group {group}"))
     return {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions if tp.offset >= 0}
 
 
@@ -66,7 +74,11 @@ def topic_partitions(admin: AdminClient, topic: str) -> list[Partition]:
     try:
         metadata = admin.list_topics(topic=topic, timeout=TIMEOUT_S).topics.get(topic)
     except KafkaException as exc:
-        raise OffsetsError(f"cannot read the metadata of topic {topic}: {exc.args[0].str()}") from exc
+        raise OffsetsError(refusal(admin, exc, f"cannot read the metadata of topic {topic}")) from exc
+    if metadata is not None and metadata.error is not None:
+        line = denial(admin, metadata.error, "DESCRIBE", f"topic {topic}")
+        if line is not None:
+            raise OffsetsError(line)
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise OffsetsError(f"topic {topic} does not exist (see `hookstream topics create`)")
     return [(topic, partition) for partition in sorted(metadata.partitions)]
@@ -81,7 +93,12 @@ def list_offsets(admin: AdminClient, specs: Mapping[Partition, OffsetSpec]) -> d
         request_timeout=TIMEOUT_S,
     )
     return {
-        (tp.topic, tp.partition): _result(future, f"cannot list offsets of {tp.topic}[{tp.partition}]").offset
+        (tp.topic, tp.partition): _result(
+            admin,
+            future,
+            f"cannot list offsets of {tp.topic}[{tp.partition}]",
+            ("DESCRIBE", f"topic {tp.topic}"),
+        ).offset
         for tp, future in futures.items()
     }
 
@@ -152,8 +169,14 @@ def apply_reset(admin: AdminClient, group: str, moves: list[OffsetMove]) -> None
         group, [TopicPartition(move.topic, move.partition, move.new) for move in moves]
     )
     futures = admin.alter_consumer_group_offsets([request], request_timeout=TIMEOUT_S)
-    altered = _result(futures[group], f"cannot move the offsets of group {group}")
+    altered = _result(
+        admin, futures[group], f"cannot move the offsets of group {group}", ("READ", f"group {group}")
+    )
     failed = [tp for tp in altered.topic_partitions if tp.error is not None]
+    for tp in failed:
+        line = denial(admin, tp.error, "READ", f"topic {tp.topic}")
+        if line is not None:
+            raise OffsetsError(line)
     if failed:
         detail = ", ".join(f"{tp.topic}[{tp.partition}]: {tp.error.str()}" for tp in failed)
         raise OffsetsError(f"group {group}: some offsets were not moved: {detail}")
