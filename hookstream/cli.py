@@ -17,6 +17,7 @@ import click
 from hookstream.errors import HookstreamError
 
 if TYPE_CHECKING:
+    from hookstream.acls import Grant
     from hookstream_dev.kafka import LocalCluster
 
 # name -> "module:attribute" of a click command; imported on first use.
@@ -85,10 +86,23 @@ _home_option = click.option(
 )
 
 
-def _cluster(home: Path | None, **shape: int | None) -> LocalCluster:
+def _cluster(home: Path | None, **shape: int | bool | None) -> LocalCluster:
     from hookstream_dev.kafka import DEFAULT_HOME, LocalCluster
 
     return LocalCluster(home or DEFAULT_HOME, **shape)  # type: ignore[arg-type]
+
+
+def _role_grants() -> dict[str, tuple[Grant, ...]]:
+    """Every role of this deployment and its least-privilege ACLs (docs/security.md)."""
+    from consumers.registry import group_names
+    from hookstream.acls import role_grants
+    from hookstream.settings import Settings
+
+    return role_grants(Settings.from_env(), group_names())
+
+
+def _exports(env: dict[str, str]) -> str:
+    return "\n".join(f"export {name}={value}" for name, value in env.items())
 
 
 @click.group()
@@ -101,13 +115,42 @@ def kafka() -> None:
 @click.option("--nodes", type=click.Choice(["1", "3"]), default=None, help="1 node, or a 3-node quorum.")
 @click.option("--port", type=int, default=None, help="Client port of node 1 (default 9092).")
 @click.option("--heap-mb", type=int, default=512, show_default=True, help="JVM heap per node.")
-def kafka_start(home: Path | None, nodes: str | None, port: int | None, heap_mb: int) -> None:
+@click.option(
+    "--secure",
+    is_flag=True,
+    default=None,
+    help="TLS + SASL/SCRAM (and mTLS), ACLs only, one user per role (fixed at the first start).",
+)
+def kafka_start(
+    home: Path | None, nodes: str | None, port: int | None, heap_mb: int, secure: bool | None
+) -> None:
     """Start the local cluster (resolving and formatting it the first time) and wait for it."""
-    cluster = _cluster(home, nodes=int(nodes) if nodes else None, base_port=port, heap_mb=heap_mb)
+    shape = {"nodes": int(nodes) if nodes else None, "base_port": port, "secure": secure}
+    cluster = _cluster(home, heap_mb=heap_mb, **shape)
     cluster.start()
     for node in cluster.status():
         click.echo(node.describe())
     click.echo(f"bootstrap servers: {cluster.bootstrap_servers}")
+    if cluster.secure:
+        click.echo(f"secured: SASL/SCRAM-SHA-512 over TLS; mTLS on {cluster.mtls_bootstrap_servers}")
+        grants = _role_grants()
+        cluster.provision(grants)
+        for role in grants:
+            click.echo(f"\n# {role} (`hookstream kafka env {role} --mtls` for its client certificate)")
+            click.echo(_exports(cluster.client_env(role)))
+
+
+@kafka.command("env")
+@_home_option
+@click.argument("role")
+@click.option("--mtls", is_flag=True, help="Its client certificate instead of its SCRAM password.")
+def kafka_env(home: Path | None, role: str, mtls: bool) -> None:
+    """Print the settings a client of the secured cluster needs to act as ROLE (eval-able)."""
+    cluster = _cluster(home)
+    roles = list(_role_grants())
+    if role not in roles:
+        raise click.BadParameter(f"{role!r} is not a role; roles: {', '.join(roles)}", param_hint="ROLE")
+    click.echo(_exports(cluster.client_env(role, mtls=mtls)))
 
 
 @kafka.command("fetch")
