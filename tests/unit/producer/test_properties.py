@@ -47,8 +47,14 @@ def _options(provider: str) -> dict[str, object]:
     return {} if provider == "github" else {"timestamp": NOW}
 
 
+def _signable(provider: str, body: bytes) -> bytes:
+    """Standard Webhooks signs text: its senders can only send UTF-8 bodies."""
+    return body.decode(errors="replace").encode() if provider == "standard" else body
+
+
 @given(provider=st.sampled_from(list(VERIFIERS)), body=st.binary(max_size=2048))
 def test_whatever_is_signed_verifies(provider: str, body: bytes) -> None:
+    body = _signable(provider, body)
     headers = sign(provider, body, SECRETS[provider], **_options(provider))
     assert VERIFIERS[provider].verify(body, headers, NOW)
 
@@ -60,6 +66,7 @@ def test_whatever_is_signed_verifies(provider: str, body: bytes) -> None:
     flip=st.integers(min_value=1, max_value=255),
 )
 def test_any_altered_byte_is_refused(provider: str, body: bytes, position: int, flip: int) -> None:
+    body = _signable(provider, body)
     headers = sign(provider, body, SECRETS[provider], **_options(provider))
     index = position % len(body)
     altered = body[:index] + bytes([body[index] ^ flip]) + body[index + 1 :]

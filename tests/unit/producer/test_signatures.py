@@ -7,6 +7,7 @@ import hashlib
 import hmac
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from producer.errors import SignatureError
 from producer.providers import sign
@@ -182,6 +183,18 @@ def test_standard_ignores_entries_of_other_versions() -> None:
     assert StandardProvider((secret,)).verify(BODY, headers, NOW) == "standard"
     headers["webhook-signature"] = headers["webhook-signature"].replace("v1,", "v2,")
     assert code_of(StandardProvider((secret,)), BODY, headers) == "invalid_signature"
+
+
+def test_standard_signatures_are_the_reference_library_s() -> None:
+    # The package's own verify (wall clock, five minutes) accepts what `sign` makes now.
+    _, secret = PROVIDERS["standard"]
+    assert Webhook(secret).verify(BODY, sign("standard", BODY, secret), json_parse=False) is None
+
+
+def test_a_body_that_is_not_utf8_is_not_what_a_standard_sender_signed() -> None:
+    _, secret = PROVIDERS["standard"]
+    headers = sign("standard", BODY, secret, timestamp=NOW)
+    assert code_of(StandardProvider((secret,)), b"\xff" + BODY, headers) == "invalid_signature"
 
 
 def test_a_malformed_standard_secret_is_a_config_error() -> None:
