@@ -1,92 +1,149 @@
-"""Answer a sender's retry of an accepted event without producing it again (one process).
+"""Answer a sender's retry of an accepted event without producing it again, across every worker
+and every producer instance that shares the state store.
 
-Fast.io retries a delivery it thinks failed; within `window_s` the retry gets 200 with
-`"duplicate": true` and no second record. Two copies arriving at once yield one record: the
-first claims the event_id, the second waits for the first's outcome and shares it. An event
-is remembered only once Kafka acknowledged it, so a failed first attempt leaves the next
-retry free to try again. This is an optimisation, not the guarantee: other workers and
-processes do not see this memory, and consumers deduplicate by event_id across all of them.
+Fast.io retries a delivery it thinks failed; within `HOOKSTREAM_DEDUPE_WINDOW_S` the retry gets
+200 with `"duplicate": true` and no second record. Per event_id the store holds one key:
+- `pending:<token>` while one copy produces it (SET NX: exactly one copy wins, the OWNER);
+- `acked` once Kafka acknowledged it, for the window.
+Copies arriving while one is in flight wait (polling the key) for its outcome: SEEN once it is
+acked, FAILED when its claim is released (it was not acked: the sender's retry may produce it)
+or their wait runs out. No copy is answered 2xx before some copy's record was acknowledged.
+
+This is an optimisation, not the guarantee (consumers deduplicate by event_id). So when the
+store does not answer within a short deadline, the copy produces anyway (OWNER), the error is
+counted in `hookstream_dedupe_store_errors_total` and logged once per interval, and no request
+fails because of the store. A pending claim has a TTL, so an owner that dies (kill -9) does
+not block its event_id for longer than that.
+
+Synchronous: called from gunicorn's threads or gevent's greenlets (`time.sleep` and the Redis
+socket cooperate under gevent's patching).
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+import uuid
 from enum import Enum
 
-# Bounds memory at sustained high rates (about 200 bytes per entry); past it, the oldest
-# entries are forgotten early, which costs at most a duplicate record, never a lost one.
-MAX_ENTRIES = 200_000
+from prometheus_client import Counter
+
+from hookstream.errors import StateStoreUnavailable
+from hookstream.settings import Settings
+from hookstream.state import StateStore, open_store, state_key
+
+log = logging.getLogger("hookstream.producer.dedupe")
+
+# Short: a webhook must not wait on an optimisation (Redis answers in well under a millisecond).
+STORE_TIMEOUT_S = 0.5
+_ACKED = "acked"
+_PENDING = "pending:"
+_LOG_INTERVAL_S = 60.0
+# Waiting copies poll the key: fast at first (the owner's ack is usually milliseconds away), then
+# backing off so a slow broker is not met with a storm of reads.
+_POLL_FIRST_S = 0.002
+_POLL_MAX_S = 0.05
+
+STORE_ERRORS = Counter(
+    "hookstream_dedupe_store_errors_total",
+    "Dedupe state store calls that failed or timed out (the webhook was produced without dedupe).",
+)
 
 
 class Claim(Enum):
     OWNER = "owner"  # produce it, then call settle()
-    SEEN = "seen"  # accepted before (or just now, by the request we waited for)
-    FAILED = "failed"  # the in-flight copy we waited for was not accepted
-
-
-class _InFlight:
-    __slots__ = ("copies", "outcome")
-
-    def __init__(self) -> None:
-        self.outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()  # accepted?
-        self.copies = 0  # requests waiting on this one
+    SEEN = "seen"  # accepted before (or just now, by the copy we waited for)
+    FAILED = "failed"  # the in-flight copy we waited for was not accepted (or our wait ran out)
 
 
 class Deduper:
-    """Used from one event loop (the worker's): no locks, nothing here blocks the loop."""
+    """Thread- and greenlet-safe; one per worker. `claim` and `settle` for a key are called by
+    the same request (thread or greenlet), which is how the owner's token is found again."""
 
-    def __init__(
-        self, window_s: float, max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, store: StateStore, topic: str, window_s: float, claim_ttl_s: float) -> None:
+        self.store = store
+        self.topic = topic
         self.window_s = window_s
-        self.max_entries = max_entries
-        self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()  # key -> expiry, oldest first
-        self._in_flight: dict[str, _InFlight] = {}
+        self.claim_ttl_s = claim_ttl_s
+        self._tokens: dict[tuple[str, int], str | None] = {}  # (key, request) -> claim token
+        self._errors_lock = threading.Lock()
+        self._errors_unlogged = 0
+        self._next_log = 0.0
 
-    async def claim(self, key: str, timeout_s: float) -> Claim:
+    def _key(self, key: str) -> str:
+        return state_key(self.topic, "dedupe", key)
+
+    def claim(self, key: str, timeout_s: float) -> Claim:
         """OWNER when this request should produce `key`; else what became of the copy before it."""
-        expiry = self._seen.get(key)
-        if expiry is not None:
-            if expiry > self._clock():
-                return Claim.SEEN
-            del self._seen[key]
-        pending = self._in_flight.get(key)
-        if pending is None:
-            self._in_flight[key] = _InFlight()
+        if self.window_s <= 0:  # HOOKSTREAM_DEDUPE_WINDOW_S=0: dedupe off, every copy produces
             return Claim.OWNER
-        pending.copies += 1
+        stored = self._key(key)
+        token = uuid.uuid4().hex
         try:
-            # shield: a copy giving up must not cancel the outcome the other copies await.
-            accepted = await asyncio.wait_for(asyncio.shield(pending.outcome), timeout_s)
-        except TimeoutError:
-            return Claim.FAILED
-        finally:
-            pending.copies -= 1
-        return Claim.SEEN if accepted else Claim.FAILED
+            if self.store.add(stored, self.claim_ttl_s, _PENDING + token):
+                self._tokens[key, threading.get_ident()] = token
+                return Claim.OWNER
+            return self._await_outcome(stored, timeout_s)
+        except StateStoreUnavailable as exc:
+            self._store_failed(exc)
+            # The add may have landed after its deadline: keep the token, so settle() can still
+            # record the ack or release the claim.
+            self._tokens[key, threading.get_ident()] = token
+            return Claim.OWNER
+
+    def _await_outcome(self, stored: str, timeout_s: float) -> Claim:
+        deadline = time.monotonic() + timeout_s
+        pause = _POLL_FIRST_S
+        while True:
+            value = self.store.get(stored)
+            if value == _ACKED:
+                return Claim.SEEN
+            if value is None:  # released (not acked) or expired (its owner died)
+                return Claim.FAILED
+            if time.monotonic() + pause > deadline:
+                return Claim.FAILED
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX_S)
 
     def settle(self, key: str, accepted: bool) -> None:
-        """The owner's outcome: remember `key` if Kafka holds it, and wake any waiting copies."""
-        pending = self._in_flight.pop(key)
-        if accepted and self.window_s > 0:
-            now = self._clock()
-            self._seen[key] = now + self.window_s
-            self._seen.move_to_end(key)
-            self._evict(now)
-        pending.outcome.set_result(accepted)
+        """The owner's outcome: remember `key` for the window if Kafka holds it, else release it."""
+        if self.window_s <= 0:
+            return
+        token = self._tokens.pop((key, threading.get_ident()), None)
+        stored = self._key(key)
+        try:
+            if accepted:
+                self.store.put(stored, _ACKED, self.window_s)
+            elif token is not None:
+                # Only our own claim: if it expired and another copy claimed the key, that one's stays.
+                self.store.delete(stored, only_if=_PENDING + token)
+        except StateStoreUnavailable as exc:
+            self._store_failed(exc)
 
-    def waiting(self, key: str) -> int:
-        """How many copies of `key` wait for the one in flight (0 when none is)."""
-        pending = self._in_flight.get(key)
-        return pending.copies if pending is not None else 0
+    def _store_failed(self, exc: StateStoreUnavailable) -> None:
+        STORE_ERRORS.inc()
+        now = time.monotonic()
+        with self._errors_lock:
+            self._errors_unlogged += 1
+            if now < self._next_log:
+                return
+            self._next_log = now + _LOG_INTERVAL_S
+            count, self._errors_unlogged = self._errors_unlogged, 0
+        log.warning(
+            "dedupe store unavailable; producing without dedupe",
+            extra={"fields": {"store": self.store.name, "errors": count, "error": str(exc)}},
+        )
 
-    def __len__(self) -> int:
-        return len(self._seen)
+    def close(self) -> None:
+        self.store.close()
 
-    def _evict(self, now: float) -> None:
-        seen = self._seen
-        while seen and (len(seen) > self.max_entries or next(iter(seen.values())) <= now):
-            seen.popitem(last=False)
+
+def build_deduper(settings: Settings) -> Deduper:
+    """The worker's deduper on the deployment's state store (nothing connects until first use)."""
+    # A claim outlives the owner's longest wait for Kafka, so a slow ack is never claimed twice;
+    # and expires soon after, so an owner that died frees its event_id for the sender's retry.
+    claim_ttl_s = 2 * settings.delivery_timeout_s + 10.0
+    return Deduper(
+        open_store(settings, timeout_s=STORE_TIMEOUT_S), settings.topic, settings.dedupe_window_s, claim_ttl_s
+    )

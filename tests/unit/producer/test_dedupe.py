@@ -1,113 +1,192 @@
-"""The in-process event_id window: one record per event, even for copies arriving together."""
+"""The producer's event_id window on the shared state store, against both backends: one record
+per event across workers and processes, even for copies arriving together, and never a
+failure because of the store."""
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import multiprocessing
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
-from producer.dedupe import Claim, Deduper
+import pytest
+import redis
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def run(check):  # type: ignore[no-untyped-def]
-    """Each test body is a coroutine on its own loop, as a worker runs the deduper on its loop."""
-    return asyncio.run(check())
-
-
-def test_an_accepted_event_is_seen_until_the_window_ends() -> None:
-    async def check() -> None:
-        clock = Clock()
-        dedupe = Deduper(window_s=600, clock=clock)
-        assert await dedupe.claim("fastio:e1", 1) is Claim.OWNER
-        dedupe.settle("fastio:e1", accepted=True)
-        assert await dedupe.claim("fastio:e1", 1) is Claim.SEEN
-        clock.now += 601
-        assert await dedupe.claim("fastio:e1", 1) is Claim.OWNER
-
-    run(check)
+from hookstream.settings import Settings
+from hookstream.state import open_store
+from hookstream_dev.process import free_port_block
+from hookstream_dev.redis import LocalRedis
+from producer.dedupe import STORE_ERRORS, Claim, Deduper, build_deduper
 
 
-def test_a_failed_event_is_not_remembered() -> None:
-    async def check() -> None:
-        dedupe = Deduper(window_s=600)
-        assert await dedupe.claim("k", 1) is Claim.OWNER
-        dedupe.settle("k", accepted=False)
-        assert await dedupe.claim("k", 1) is Claim.OWNER
-
-    run(check)
-
-
-def test_a_zero_window_remembers_nothing() -> None:
-    async def check() -> None:
-        dedupe = Deduper(window_s=0)
-        await dedupe.claim("k", 1)
-        dedupe.settle("k", accepted=True)
-        assert await dedupe.claim("k", 1) is Claim.OWNER
-        assert len(dedupe) == 0
-
-    run(check)
+@pytest.fixture
+def dedupe(state_settings: Settings) -> Iterator[Deduper]:
+    deduper = build_deduper(state_settings)
+    try:
+        yield deduper
+    finally:
+        deduper.close()
 
 
-def test_memory_is_bounded_and_the_oldest_are_forgotten_first() -> None:
-    async def check() -> None:
-        dedupe = Deduper(window_s=600, max_entries=3)
-        for key in "abcd":
-            await dedupe.claim(key, 1)
+def _worker(settings: Settings) -> Deduper:
+    """Another worker's deduper: its own store client, the same state."""
+    return build_deduper(settings)
+
+
+def test_an_accepted_event_is_seen_until_the_window_ends(state_settings: Settings) -> None:
+    dedupe = build_deduper(replace(state_settings, dedupe_window_s=0.5))
+    assert dedupe.claim("fastio:e1", 1) is Claim.OWNER
+    dedupe.settle("fastio:e1", accepted=True)
+    assert dedupe.claim("fastio:e1", 1) is Claim.SEEN
+    assert _worker(state_settings).claim("fastio:e1", 1) is Claim.SEEN  # another worker sees it too
+    time.sleep(0.8)
+    assert dedupe.claim("fastio:e1", 1) is Claim.OWNER
+
+
+def test_a_failed_owner_releases_its_claim(dedupe: Deduper) -> None:
+    assert dedupe.claim("k", 1) is Claim.OWNER
+    dedupe.settle("k", accepted=False)
+    assert dedupe.claim("k", 1) is Claim.OWNER
+
+
+def test_a_zero_window_turns_dedupe_off(state_settings: Settings) -> None:
+    dedupe = build_deduper(replace(state_settings, dedupe_window_s=0))
+    assert dedupe.claim("k", 1) is Claim.OWNER
+    assert dedupe.claim("k", 1) is Claim.OWNER
+    dedupe.settle("k", accepted=True)
+    assert dedupe.claim("k", 1) is Claim.OWNER
+
+
+def test_events_are_namespaced_by_topic(state_settings: Settings) -> None:
+    one = build_deduper(state_settings)
+    other = build_deduper(replace(state_settings, topic=state_settings.topic + "-other"))
+    assert one.claim("k", 1) is Claim.OWNER
+    one.settle("k", accepted=True)
+    assert other.claim("k", 1) is Claim.OWNER
+
+
+class _Copies:
+    """`count` copies of `key` claimed at once from threads of other workers, each waiting up to `wait_s`."""
+
+    def __init__(self, settings: Settings, key: str, count: int, wait_s: float) -> None:
+        self.results: list[Claim] = []
+        self._threads = [
+            threading.Thread(target=lambda: self.results.append(_worker(settings).claim(key, wait_s)))
+            for _ in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def join(self) -> list[Claim]:
+        for thread in self._threads:
+            thread.join(30)
+        return self.results
+
+
+def test_copies_in_flight_wait_for_the_owners_ack(dedupe: Deduper, state_settings: Settings) -> None:
+    assert dedupe.claim("k", 1) is Claim.OWNER
+    copies = _Copies(state_settings, "k", count=5, wait_s=20)
+    time.sleep(0.5)
+    assert copies.results == []  # nobody answered before the owner's record was acknowledged
+    dedupe.settle("k", accepted=True)
+    assert copies.join() == [Claim.SEEN] * 5
+
+
+def test_copies_in_flight_fail_with_the_owner_and_the_retry_produces(
+    dedupe: Deduper, state_settings: Settings
+) -> None:
+    assert dedupe.claim("k", 1) is Claim.OWNER
+    copies = _Copies(state_settings, "k", count=3, wait_s=20)
+    time.sleep(0.3)
+    dedupe.settle("k", accepted=False)
+    assert copies.join() == [Claim.FAILED] * 3
+    assert _worker(state_settings).claim("k", 1) is Claim.OWNER
+
+
+def test_a_copy_whose_wait_runs_out_fails_and_others_still_see_the_ack(
+    dedupe: Deduper, state_settings: Settings
+) -> None:
+    assert dedupe.claim("k", 1) is Claim.OWNER
+    patient = _Copies(state_settings, "k", count=1, wait_s=20)
+    assert _worker(state_settings).claim("k", 0.1) is Claim.FAILED
+    dedupe.settle("k", accepted=True)
+    assert patient.join() == [Claim.SEEN]
+
+
+def test_an_owner_that_died_frees_its_event_after_the_claim_ttl(state_settings: Settings) -> None:
+    dying = Deduper(open_store(state_settings), state_settings.topic, 600, claim_ttl_s=0.3)
+    assert dying.claim("k", 1) is Claim.OWNER  # and never settles, as after kill -9
+    assert _worker(state_settings).claim("k", 0.05) is Claim.FAILED
+    time.sleep(0.5)
+    assert _worker(state_settings).claim("k", 1) is Claim.OWNER
+
+
+def _claim_all(settings: Settings, keys: list[str], start: threading.Barrier, out: Path) -> None:
+    dedupe = build_deduper(settings)
+    start.wait()
+    owned = []
+    for key in keys:
+        if dedupe.claim(key, 10) is Claim.OWNER:
+            owned.append(key)
             dedupe.settle(key, accepted=True)
-        assert len(dedupe) == 3
-        assert await dedupe.claim("a", 1) is Claim.OWNER
-        assert await dedupe.claim("d", 1) is Claim.SEEN
-
-    run(check)
+    out.write_text("\n".join(owned))
 
 
-async def _race(dedupe: Deduper, copies: int) -> asyncio.Future[list[Claim]]:
-    """`copies` claims of one key while the first is held in flight; returns their outcomes."""
-    assert await dedupe.claim("k", 1) is Claim.OWNER
-    waiting = asyncio.gather(*(dedupe.claim("k", 10) for _ in range(copies)))
-    while dedupe.waiting("k") < copies:  # every copy is blocked on the first before it settles
-        await asyncio.sleep(0)
-    return waiting
+def test_worker_processes_produce_each_event_once(state_settings: Settings, tmp_path: Path) -> None:
+    keys = [f"fastio:e{i}" for i in range(100)]
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(3)
+    outs = [tmp_path / f"owned-{i}" for i in range(3)]
+    workers = [context.Process(target=_claim_all, args=(state_settings, keys, start, out)) for out in outs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    owned = [line for out in outs for line in out.read_text().splitlines()]
+    assert sorted(owned) == sorted(keys)
 
 
-def test_copies_arriving_while_the_first_is_in_flight_share_its_success() -> None:
-    async def check() -> None:
-        dedupe = Deduper(window_s=600)
-        results = await _race(dedupe, copies=5)
-        await asyncio.sleep(0.01)
-        assert not results.done()  # they wait for the owner...
-        dedupe.settle("k", accepted=True)
-        assert await asyncio.wait_for(results, 5) == [Claim.SEEN] * 5  # ...and none produces again
-        assert dedupe.waiting("k") == 0
-
-    run(check)
+def _unreachable(settings: Settings, tmp_path: Path) -> Settings:
+    if settings.redis_url:
+        return replace(settings, redis_url=f"redis://127.0.0.1:{free_port_block(1)}/0")
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    return replace(settings, data_dir=blocker / "data")
 
 
-def test_copies_share_the_first_ones_failure_and_the_event_stays_unseen() -> None:
-    async def check() -> None:
-        dedupe = Deduper(window_s=600)
-        results = await _race(dedupe, copies=3)
-        dedupe.settle("k", accepted=False)
-        assert await asyncio.wait_for(results, 5) == [Claim.FAILED] * 3
-        assert await dedupe.claim("k", 1) is Claim.OWNER
+def test_an_unreachable_store_produces_counts_and_logs_once(
+    state_settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dedupe = build_deduper(_unreachable(state_settings, tmp_path))
+    before = STORE_ERRORS._value.get()
+    with caplog.at_level(logging.WARNING, logger="hookstream.producer.dedupe"):
+        for _ in range(3):
+            assert dedupe.claim("k", 1) is Claim.OWNER
+            dedupe.settle("k", accepted=True)
+    assert STORE_ERRORS._value.get() - before == 6  # every claim and every settle
+    assert len(caplog.records) == 1  # once per interval, not once per request
+    assert "unavailable" in caplog.records[0].getMessage()
 
-    run(check)
 
-
-def test_a_copy_stops_waiting_at_its_deadline_and_the_others_keep_waiting() -> None:
-    async def check() -> None:
-        dedupe = Deduper(window_s=600)
-        assert await dedupe.claim("k", 1) is Claim.OWNER
-        patient = asyncio.ensure_future(dedupe.claim("k", 10))
-        assert await dedupe.claim("k", 0.05) is Claim.FAILED
-        assert not patient.done()  # the impatient copy's timeout did not end the shared wait
-        dedupe.settle("k", accepted=True)
-        assert await patient is Claim.SEEN
-
-    run(check)
+def test_a_stalled_redis_costs_at_most_the_deadline(redis_server: LocalRedis) -> None:
+    """Redis stops answering (DEBUG SLEEP): the copy produces after the store's short deadline."""
+    settings = Settings(topic=f"stall-{uuid.uuid4().hex[:10]}", redis_url=redis_server.url)
+    dedupe = build_deduper(settings)
+    assert dedupe.claim("warm", 1) is Claim.OWNER
+    stall = redis.Redis.from_url(redis_server.url)
+    sleeper = threading.Thread(target=lambda: stall.execute_command("DEBUG", "SLEEP", "2"))
+    sleeper.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert dedupe.claim("k", 1) is Claim.OWNER
+    elapsed = time.monotonic() - started
+    sleeper.join()
+    stall.close()
+    assert elapsed < 1.8  # answered before Redis woke up
+    dedupe.settle("k", accepted=True)  # the late claim is overwritten by the ack
+    assert _worker(settings).claim("k", 1) is Claim.SEEN
