@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -190,3 +192,40 @@ def test_a_stalled_redis_costs_at_most_the_deadline(redis_server: LocalRedis) ->
     assert elapsed < 1.8  # answered before Redis woke up
     dedupe.settle("k", accepted=True)  # the late claim is overwritten by the ack
     assert _worker(settings).claim("k", 1) is Claim.SEEN
+
+
+_UNDER_GEVENT = """
+from gevent import monkey
+
+monkey.patch_all()
+import sys
+from pathlib import Path
+import gevent
+from hookstream.settings import Settings
+from producer.dedupe import Claim, build_deduper
+
+settings = Settings(topic=sys.argv[1], redis_url=sys.argv[2] or None, data_dir=Path(sys.argv[3]))
+owner, copies = build_deduper(settings), build_deduper(settings)
+assert owner.claim("k", 1) is Claim.OWNER
+ticks = []
+ticker = gevent.spawn(lambda: [ticks.append(gevent.sleep(0.01)) for _ in range(30)])
+waiting = [gevent.spawn(copies.claim, "k", 10) for _ in range(5)]
+gevent.sleep(0.2)
+assert not any(g.ready() for g in waiting), "a copy answered before the owner settled"
+owner.settle("k", accepted=True)
+gevent.joinall(waiting, timeout=10)
+assert [g.value for g in waiting] == [Claim.SEEN] * 5, [g.value for g in waiting]
+ticker.join()
+assert len(ticks) == 30  # the hub kept running while five copies waited
+print("ok")
+"""
+
+
+def test_copies_wait_cooperatively_under_gevent(state_settings: Settings) -> None:
+    """A gevent worker: waiting copies are greenlets that must not block the hub."""
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_GEVENT, state_settings.topic, state_settings.redis_url or "",
+         str(state_settings.data_dir)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
