@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "archive": "consumers.cli:archive",
     "lag": "hookstream.offsets_cli:lag",
     "offsets": "hookstream.offsets_cli:offsets",
+    "schemas": "schemas.cli:schemas",
 }
 
 
