@@ -11,23 +11,24 @@ event to `HOOKSTREAM_NOTIFY_URL`, else a log line per batch listing its events. 
         url: https://ops.example.com/hooks/files         # any HTTP endpoint: a JSON POST
 
 Every matching rule fires. Timeouts, 5xx, 408 and 429 are transient (retried by the runtime);
-other 4xx are permanent (DLQ). A notification sent to a destination is recorded durably
-(SQLite, by event_id and destination) right after the destination accepts it, so a
-redelivered event never notifies a destination twice, across restarts too. Only a crash in
-the instant between the destination's answer and that record can repeat the one request in
-flight; every request carries `Idempotency-Key: <event_id>` so the receiver can drop it.
+other 4xx are permanent (DLQ). A notification sent to a destination is recorded in the state
+store (`hookstream.state`: Redis when `HOOKSTREAM_REDIS_URL` is set, else the host's SQLite
+file; by group, event_id and destination) right after the destination accepts it, so a
+redelivered event never notifies a destination twice: across restarts, and across members on
+other hosts when the store is Redis. Only a crash in the instant between the destination's
+answer and that record can repeat the one request in flight; every request carries
+`Idempotency-Key: <event_id>` so the receiver can drop it. A store that does not answer is a
+`TransientError`: the record is retried, never notified without its record, never lost.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
-import sqlite3
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -37,14 +38,19 @@ import yaml
 from consumers import payload
 from consumers.errors import PermanentError, TransientError
 from consumers.handler import Handler, Record
-from hookstream.errors import ConfigError
+from hookstream.errors import ConfigError, StateStoreUnavailable
 from hookstream.settings import Settings
+from hookstream.state import StateStore, open_store, state_key
 from schemas.codec import Envelope
 
 log = logging.getLogger("hookstream.consumers.notifier")
 
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 _TIMEOUT_S = (3.0, 10.0)  # connect, read: bounded well inside max.poll.interval.ms
+# How long a sent record is kept: Kafka's default retention (7 days) of the events topic and the
+# DLQ. A record can come back until then (a crash, a rebalance, a DLQ replay, an offset reset),
+# and must still find that it was sent; past it Kafka no longer holds the record to redeliver.
+SENT_TTL_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -153,42 +159,30 @@ def message_body(destination: Destination, envelope: Envelope) -> dict[str, Any]
 
 
 class SentLog:
-    """Durable record of (event_id, destination) pairs already notified."""
+    """(event_id, destination) pairs already notified, in the state store under the group's name."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()  # the notifier's sender threads share the connection
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: a record survives the process dying (kill -9), not the machine losing power,
-        # where the worst case is a repeated notification; FULL would fsync once per send.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sent (event_id TEXT NOT NULL, destination TEXT NOT NULL,"
-            " sent_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')),"
-            " PRIMARY KEY (event_id, destination))"
-        )
+    def __init__(self, store: StateStore, topic: str, group: str) -> None:
+        self._store = store
+        self._topic = topic
+        self._group = group
+
+    def _key(self, event_id: str, destination: Destination) -> str:
+        return state_key(self._topic, "sent", event_id, destination.url, group=self._group)
 
     def contains(self, event_id: str, destination: Destination) -> bool:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM sent WHERE event_id = ? AND destination = ?", (event_id, destination.url)
-            ).fetchone()
-        return row is not None
+        try:
+            return self._store.get(self._key(event_id, destination)) is not None
+        except StateStoreUnavailable as exc:
+            raise TransientError(f"notifier sent records: {exc}") from exc
 
     def add(self, event_id: str, destination: Destination) -> None:
         try:
-            with self._lock:
-                self._db.execute(
-                    "INSERT OR IGNORE INTO sent (event_id, destination) VALUES (?, ?)",
-                    (event_id, destination.url),
-                )
-        except sqlite3.OperationalError as exc:
-            raise TransientError(f"notifier dedupe store: {exc}") from exc
+            self._store.put(self._key(event_id, destination), "1", SENT_TTL_S)
+        except StateStoreUnavailable as exc:
+            raise TransientError(f"notifier sent records: {exc}") from exc
 
     def close(self) -> None:
-        self._db.close()
+        self._store.close()
 
 
 def post(session: requests.Session, destination: Destination, envelope: Envelope) -> None:
@@ -232,7 +226,11 @@ class Notifier(Handler):
 
     def __init__(self, settings: Settings) -> None:
         self._rules = load_rules(settings)
-        self._sent = SentLog(settings.data_dir / "notifier.sqlite3") if self._rules else None
+        self._sent = (
+            SentLog(open_store(settings), settings.topic, settings.consumer_group_prefix + "notifier")
+            if self._rules
+            else None
+        )
         # requests.Session is not thread-safe: one per thread, each keeping its connections alive.
         self._local = threading.local()
         self._sessions: list[requests.Session] = []

@@ -1,8 +1,11 @@
-"""Notifier rules, message formats, HTTP outcome classes and the durable dedupe record."""
+"""Notifier rules, message formats, HTTP outcome classes and the sent records in the state store
+(every test of the records runs against both backends: the host's SQLite file and a real Redis)."""
 
 import json
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -132,6 +135,12 @@ def receiver() -> Iterator[Receiver]:
     r.server.server_close()
 
 
+@pytest.fixture
+def notify(state_settings: Settings, receiver: Receiver) -> Settings:
+    """Every event to the receiver; sent records in the state store of each backend."""
+    return replace(state_settings, notify_url=receiver.url)
+
+
 @pytest.mark.parametrize(
     ("status", "error"),
     [
@@ -162,9 +171,9 @@ def test_an_unreachable_destination_is_transient() -> None:
 
 
 def test_a_redelivered_event_never_notifies_twice_even_after_a_restart(
-    receiver: Receiver, tmp_path: Path
+    receiver: Receiver, notify: Settings
 ) -> None:
-    settings = Settings(data_dir=tmp_path, notify_url=receiver.url)
+    settings = notify
     records = [Record(_envelope(n=n), "t", 0, n, 0) for n in range(3)]
     notifier = Notifier(settings)
     for record in records[:2]:
@@ -177,8 +186,8 @@ def test_a_redelivered_event_never_notifies_twice_even_after_a_restart(
     assert receiver.keys == ["evt-0", "evt-1", "evt-2"]
 
 
-def test_a_failed_send_is_not_recorded_so_the_retry_sends_it(receiver: Receiver, tmp_path: Path) -> None:
-    notifier = Notifier(Settings(data_dir=tmp_path, notify_url=receiver.url))
+def test_a_failed_send_is_not_recorded_so_the_retry_sends_it(receiver: Receiver, notify: Settings) -> None:
+    notifier = Notifier(notify)
     receiver.status = 502
     with pytest.raises(TransientError):
         notifier.handle(Record(_envelope(), "t", 0, 0, 0))
@@ -189,10 +198,10 @@ def test_a_failed_send_is_not_recorded_so_the_retry_sends_it(receiver: Receiver,
 
 
 def test_a_batch_is_sent_side_by_side_keeping_each_workspaces_order(
-    receiver: Receiver, tmp_path: Path
+    receiver: Receiver, notify: Settings
 ) -> None:
     records = [Record(_envelope(workspace=f"ws-{n % 3}", n=n), "t", 0, n, 0) for n in range(30)]
-    notifier = Notifier(Settings(data_dir=tmp_path, notify_url=receiver.url))
+    notifier = Notifier(notify)
     notifier.start_batch(records)
     for record in records:
         notifier.handle(record)
@@ -205,10 +214,10 @@ def test_a_batch_is_sent_side_by_side_keeping_each_workspaces_order(
 
 
 def test_a_failure_in_a_batch_holds_back_the_rest_of_its_workspace(
-    receiver: Receiver, tmp_path: Path
+    receiver: Receiver, notify: Settings
 ) -> None:
     records = [Record(_envelope(n=n), "t", 0, n, 0) for n in range(4)]  # one workspace
-    notifier = Notifier(Settings(data_dir=tmp_path, notify_url=receiver.url))
+    notifier = Notifier(notify)
     receiver.status = 503
     notifier.start_batch(records)
     with pytest.raises(TransientError):
@@ -222,17 +231,57 @@ def test_a_failure_in_a_batch_holds_back_the_rest_of_its_workspace(
     assert receiver.keys == ["evt-0", "evt-0", "evt-1", "evt-2", "evt-3"]
 
 
-def test_sends_started_for_records_never_handled_settle_at_flush(receiver: Receiver, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, notify_url=receiver.url)
+def test_sends_started_for_records_never_handled_settle_at_flush(
+    receiver: Receiver, notify: Settings
+) -> None:
     records = [Record(_envelope(workspace=f"ws-{n}", n=n), "t", 0, n, 0) for n in range(6)]
-    notifier = Notifier(settings)
+    notifier = Notifier(notify)
     notifier.start_batch(records)
     notifier.flush()  # e.g. the partition was revoked: none was handled
-    notifier.close()
     sent_early = list(receiver.keys)
-    again = Notifier(settings)  # the new owner processes them all
+    time.sleep(0.3)
+    assert receiver.keys == sent_early  # no send outlived the flush
+    notifier.close()
+    again = Notifier(notify)  # the new owner processes them all
     for record in records:
         again.handle(record)
     again.close()
-    assert sorted(receiver.keys) == sorted(f"evt-{n}" for n in range(6))  # none twice
-    assert set(sent_early) <= set(receiver.keys)
+    # The new owner sent exactly the ones the early sends had not (each was recorded), in order.
+    assert receiver.keys[len(sent_early) :] == [f"evt-{n}" for n in range(6) if f"evt-{n}" not in sent_early]
+
+
+def test_members_sharing_the_store_notify_once(receiver: Receiver, notify: Settings) -> None:
+    """Two members (the SQLite file of one host, or one Redis for members on any host)."""
+    records = [Record(_envelope(n=n), "t", 0, n, 0) for n in range(4)]
+    first, second = Notifier(notify), Notifier(notify)
+    for record in records[:3]:
+        first.handle(record)
+    for record in records:  # the partition moved to the second member before the commit
+        second.handle(record)
+    first.close()
+    second.close()
+    assert receiver.keys == ["evt-0", "evt-1", "evt-2", "evt-3"]
+
+
+def test_sent_records_are_the_groups_own(receiver: Receiver, notify: Settings) -> None:
+    record = Record(_envelope(), "t", 0, 0, 0)
+    for prefix in ("blue-", "green-"):  # two deployments sharing one store and one topic name
+        notifier = Notifier(replace(notify, consumer_group_prefix=prefix))
+        notifier.handle(record)
+        notifier.close()
+    assert receiver.keys == ["evt-1", "evt-1"]
+
+
+def test_an_unreachable_store_is_transient_and_notifies_nothing(
+    receiver: Receiver, notify: Settings, tmp_path: Path
+) -> None:
+    if notify.redis_url:
+        broken = replace(notify, redis_url="redis://127.0.0.1:9/0")  # nothing listens on port 9
+    else:
+        (tmp_path / "file").write_text("")
+        broken = replace(notify, data_dir=tmp_path / "file" / "data")  # cannot be created
+    notifier = Notifier(broken)
+    with pytest.raises(TransientError, match="sent records"):
+        notifier.handle(Record(_envelope(), "t", 0, 0, 0))
+    notifier.close()
+    assert receiver.keys == []  # never notified without a record
