@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from consumers.archiver import topic_root, verify
-from consumers.indexer import index_path
+from consumers.index.sqlite import index_path
 from hookstream.settings import Settings
 from hookstream_dev.process import free_port_block
 from tests.integration.consumers.consumer_helpers import (

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from consumers.errors import PermanentError
-from consumers.indexer import Action, action_for, file_event
+from consumers.index.events import Action, action_for, file_event
 from schemas.codec import Envelope
 
 
