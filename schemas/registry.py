@@ -51,7 +51,6 @@ def client(settings: Settings) -> SchemaRegistryClient:
                 "HOOKSTREAM_SCHEMA_REGISTRY_USER is set without a password: "
                 "set HOOKSTREAM_SCHEMA_REGISTRY_PASSWORD or HOOKSTREAM_SCHEMA_REGISTRY_PASSWORD_FILE"
             )
-        conf["basic.auth.credentials.source"] = "USER_INFO"
         conf["basic.auth.user.info"] = f"{settings.schema_registry_user}:{settings.schema_registry_password}"
     try:
         return SchemaRegistryClient(conf)
