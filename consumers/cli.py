@@ -171,23 +171,28 @@ def search(text: tuple[str, ...], workspace: str | None, limit: int, as_json: bo
 
 @click.group()
 def archive() -> None:
-    """Check the archiver's Avro files."""
+    """Check the archiver's Avro objects (HOOKSTREAM_ARCHIVE_URL: a bucket or a folder)."""
 
 
 @archive.command("verify")
 @click.option("--topic", default=None, help="Archive of this topic (default: HOOKSTREAM_TOPIC).")
 def archive_verify(topic: str | None) -> None:
-    """Read every archive file; print records per partition and any gap or duplicate.
+    """Read every archive object; print records per partition and any gap or duplicate.
 
-    Gaps are normal where records went to the DLQ; exit status 1 on duplicates or broken files.
+    Gaps are normal where records went to the DLQ; exit status 1 on duplicates or broken objects.
     """
-    from consumers.archiver import topic_root, verify
+    from consumers.archive.storage import open_storage
+    from consumers.archive.verify import verify
 
-    root = topic_root(Settings.from_env(), topic)
-    if not root.is_dir():
-        raise ConsumerError(f"no archive at {root}; run `hookstream consume archiver` first")
-    report = verify(root)
+    settings = Settings.from_env()
+    storage = open_storage(settings)
+    topic = topic or settings.topic
+    report = verify(storage, topic)
+    if not report.objects:
+        raise ConsumerError(
+            f"no archive objects of {topic} in {storage.name}; run `hookstream consume archiver` first"
+        )
     for line in report.lines():
         click.echo(line)
     if not report.ok:
-        raise ConsumerError(f"archive {root} has duplicates or broken files (see above)")
+        raise ConsumerError(f"archive {storage.name}{topic}/ has duplicates or broken objects (see above)")

@@ -32,6 +32,10 @@ class Record:
 class Handler:
     """Base class of every group: override `handle`, and `flush`/`close` when effects are batched."""
 
+    # True for a handler whose `pre_commit` may vouch for less than was processed: the runtime then
+    # commits synchronously whenever its durable offsets advance, before handling anything more.
+    holds_records = False
+
     def handle(self, record: Record) -> None:
         raise NotImplementedError
 

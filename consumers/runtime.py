@@ -340,6 +340,8 @@ class Member:
             self._consumer.store_offsets(
                 offsets=[TopicPartition(topic, partition, offset) for partition, offset in stored.items()]
             )
+            if self._handler.holds_records:
+                self._commit()
         for partition in self._frontier.processed:
             self.metrics.set_not_durable(topic, partition, self._frontier.not_durable(partition))
         # Metrics are added once per batch: a lock per record costs the hot loop.

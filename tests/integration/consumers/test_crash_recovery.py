@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.archiver import topic_root, verify
+from consumers.archive.storage import open_storage
+from consumers.archive.verify import verify
 from consumers.index.sqlite import index_path
 from hookstream.settings import Settings
 from hookstream_dev.process import free_port_block
@@ -94,8 +95,7 @@ def _index_rows(settings: Settings) -> list[str]:
 
 
 def _archived(settings: Settings) -> int:
-    root = topic_root(settings)
-    return sum(p.records for p in verify(root).partitions.values()) if root.exists() else 0
+    return sum(p.records for p in verify(open_storage(settings), settings.topic).partitions.values())
 
 
 def test_members_killed_mid_batch_lose_nothing_and_repeat_no_effect(
@@ -145,7 +145,7 @@ def test_members_killed_mid_batch_lose_nothing_and_repeat_no_effect(
     rows = _index_rows(settings)
     assert sorted(rows) == sorted(f"obj-{n}" for n in range(EVENTS))  # every file, one row each
 
-    report = verify(topic_root(settings))
+    report = verify(open_storage(settings), settings.topic)
     assert report.ok, list(report.lines())
     assert sum(p.records for p in report.partitions.values()) == EVENTS
     assert all(not p.gaps and not p.duplicates for p in report.partitions.values()), list(report.lines())

@@ -1,19 +1,30 @@
-"""Archive files: readable as envelopes, rolled, repaired after a crash, never duplicated."""
+"""The archiver on local files: objects named from positions, rolled where a redo rolls them,
+offsets vouched for only once uploaded, second copies dropped, verify's findings."""
 
+import io
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import fastavro
+import pytest
 
-from consumers.archiver import Archiver, topic_root, verify
+from consumers.archive.layout import object_key, parse_key
+from consumers.archive.local import LocalStorage
+from consumers.archive.storage import open_storage
+from consumers.archive.verify import verify
+from consumers.archiver import Archiver
 from consumers.handler import Record
+from hookstream.errors import ConfigError
 from hookstream.settings import Settings
 from schemas.codec import CURRENT_VERSION, Envelope, schema_versions
 
+T0 = int(datetime(2026, 1, 1, 10, 0, tzinfo=UTC).timestamp() * 1000)
 
-def _record(partition: int, offset: int) -> Record:
+
+def _record(partition: int, offset: int, ts_ms: int | None = None) -> Record:
     envelope = Envelope(
         event_id=f"evt-{partition}-{offset}",
         provider="fastio",
@@ -22,119 +33,129 @@ def _record(partition: int, offset: int) -> Record:
         payload=b'{"name": "a.pdf"}',
         received_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
-    return Record(envelope, "events", partition, offset, 0)
+    return Record(envelope, "events", partition, offset, T0 if ts_ms is None else ts_ms)
 
 
 def _settings(tmp_path: Path, **kw: object) -> Settings:
     return replace(Settings(data_dir=tmp_path, topic="events"), **kw)  # type: ignore[arg-type]
 
 
-def _files(settings: Settings) -> list[Path]:
-    return sorted(topic_root(settings).glob("*/*/*.avro"))
+def _keys(settings: Settings) -> list[str]:
+    return list(open_storage(settings).keys("events/"))
 
 
-def test_files_hold_envelopes_any_envelope_reader_can_read(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def _run(archiver: Archiver, records: list[Record]) -> dict[int, int]:
+    """Handle `records` as one batch, then ask what is durable (as the runtime does)."""
+    processed: dict[int, int] = {}
+    for record in records:
+        archiver.handle(record)
+        processed[record.partition] = record.offset + 1
+    return archiver.pre_commit(processed)
+
+
+def _drain(archiver: Archiver, processed: dict[int, int]) -> None:
+    """Upload everything held: objects older (on the clock) than a tiny max age are cut, one
+    upload per partition per call."""
+    time.sleep(0.01)
+    for _ in range(20):
+        if archiver.pre_commit(processed) == processed:
+            return
+    raise AssertionError("the archiver kept records")
+
+
+def test_objects_are_named_from_positions_and_read_as_envelopes(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, archive_max_bytes=1024)
     archiver = Archiver(settings)
-    for offset in range(5):
-        archiver.handle(_record(0, offset))
-    archiver.flush()
+    _run(archiver, [_record(0, offset) for offset in range(40)])
     archiver.close()
-    (path,) = _files(settings)
-    assert path.parent.parent.parent == topic_root(settings)  # <topic>/<date>/<hour>/<file>
-    with path.open("rb") as fo:
-        records = list(fastavro.reader(fo, reader_schema=schema_versions()[CURRENT_VERSION]))
-    assert [r["event_id"] for r in records] == [f"evt-0-{o}" for o in range(5)]
-    assert records[0]["payload"] == b'{"name": "a.pdf"}'
+    keys = _keys(settings)
+    assert keys[0] == "events/dt=2026-01-01/hour=10/events+0+00000000000000000000.avro"
+    assert parse_key(keys[0]) is not None and parse_key(keys[0]).first_offset == 0  # type: ignore[union-attr]
+    data = LocalStorage(tmp_path / "archive").get(keys[0])
+    records: list[Any] = list(fastavro.reader(io.BytesIO(data), schema_versions()[CURRENT_VERSION]))
+    assert records[0]["event_id"] == "evt-0-0" and records[0]["payload"] == b'{"name": "a.pdf"}'
 
 
-def test_flush_makes_records_readable_before_the_file_is_closed(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def test_offsets_are_vouched_for_only_up_to_the_first_record_not_uploaded(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, archive_max_bytes=1024, archive_max_age_s=3600)
     archiver = Archiver(settings)
-    archiver.handle(_record(1, 0))
-    archiver.flush()
-    report = verify(topic_root(settings))
-    assert report.partitions[1].records == 1 and report.ok
+    assert _run(archiver, [_record(1, offset) for offset in range(5)]) == {1: 0}  # all held, open
+    assert _keys(settings) == []
+    durable = _run(archiver, [_record(1, offset) for offset in range(5, 40)])
+    (first,) = _keys(settings)  # the first object rolled by size and was uploaded
+    records_in_first = verify(open_storage(settings), "events").partitions[1].records
+    assert durable == {1: records_in_first}  # the next object starts right after it
+    assert parse_key(first).first_offset == 0  # type: ignore[union-attr]
     archiver.close()
 
 
-def test_files_roll_by_size_and_by_age(tmp_path: Path) -> None:
-    by_size = _settings(tmp_path / "a", archive_max_bytes=1024)
-    archiver = Archiver(by_size)
-    for offset in range(60):
-        archiver.handle(_record(0, offset))
-        archiver.flush()
-    archiver.close()
-    assert len(_files(by_size)) > 1
-    assert verify(topic_root(by_size)).partitions[0].records == 60
-
-    by_age = _settings(tmp_path / "b", archive_max_age_s=0.1)
-    archiver = Archiver(by_age)
-    archiver.handle(_record(0, 0))
-    time.sleep(0.15)
-    archiver.flush()  # the runtime calls flush when idle too: an old file is closed
-    archiver.handle(_record(0, 1))
-    archiver.close()
-    assert len(_files(by_age)) == 2
-
-
-def test_reprocessing_after_a_crash_writes_no_duplicates(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    first = Archiver(settings)
-    for offset in range(10):
-        first.handle(_record(0, offset))
-    first.flush()  # 0..9 durable; say offsets were committed only up to 5, then the process died
-    first.close()
-    again = Archiver(settings)
-    for offset in range(5, 15):  # Kafka redelivers from the committed offset
-        again.handle(_record(0, offset))
-    again.flush()
-    again.close()
-    report = verify(topic_root(settings))
-    assert report.ok
-    assert report.partitions[0].records == 15 and report.partitions[0].duplicates == []
-
-
-def test_a_file_cut_mid_block_is_truncated_to_its_whole_blocks(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+def test_each_pre_commit_uploads_at_most_one_object_per_partition(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, archive_max_bytes=1024, archive_max_age_s=3600)
     archiver = Archiver(settings)
-    for offset in range(3):
-        archiver.handle(_record(2, offset))
-    archiver.flush()
-    whole = _files(settings)[0].stat().st_size
-    for offset in range(3, 6):
-        archiver.handle(_record(2, offset))
+    _run(archiver, [_record(2, offset) for offset in range(200)])  # several objects rolled at once
+    assert len(_keys(settings)) == 1
+    before = len(_keys(settings))
+    archiver.pre_commit({2: 200})
+    assert len(_keys(settings)) == before + 1
     archiver.close()
-    (path,) = _files(settings)
-    with path.open("r+b") as fo:  # a crash in the middle of writing the second block
-        fo.truncate(path.stat().st_size - 7)
-    assert not verify(topic_root(settings)).ok
-
-    restarted = Archiver(settings)  # repairs what no live writer holds
-    assert path.stat().st_size == whole
-    for offset in range(3, 6):
-        restarted.handle(_record(2, offset))
-    restarted.close()
-    report = verify(topic_root(settings))
-    assert report.ok and report.partitions[2].records == 6
 
 
-def test_verify_reports_gaps_and_duplicates(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    for offsets in ([0, 1, 2, 5], [2]):  # two writers that did not know of each other
+def test_roll_points_depend_on_the_records_only(tmp_path: Path) -> None:
+    """Size, record time and the hour: a redo from the same offset writes the same keys and bytes."""
+    hour_edge = T0 + 3600_000 - 5
+    records = [_record(0, o, T0 + o * 400) for o in range(30)]  # 0.4 s apart: ages out every 3 s
+    records += [_record(0, o, hour_edge + (o - 30)) for o in range(30, 40)]  # crosses 11:00 at 35
+    objects: list[dict[str, bytes]] = []
+    for name in ("first", "redo"):
+        settings = _settings(tmp_path / name, archive_max_bytes=2048, archive_max_age_s=3)
         archiver = Archiver(settings)
-        archiver._archived.clear()  # forget what is on disk, as a buggy writer would
-        archiver._recent_ids.clear()
-        for offset in offsets:
-            archiver.handle(_record(0, offset))
-        archiver.close()
-    report = verify(topic_root(settings))
-    part = report.partitions[0]
-    assert (part.records, part.gaps, part.duplicates) == (5, [(3, 4)], [2])
-    assert not report.ok
-    assert any("gaps: 3-4; duplicates: 2" in line for line in report.lines())
-    assert report.duplicate_events == ["evt-0-2"]
-    assert any("archived more than once: 1 (evt-0-2)" in line for line in report.lines())
+        for record in records:
+            _run(archiver, [record])
+        for _ in range(10):
+            durable = archiver.pre_commit({0: 40})
+        assert durable == {0: 35}  # the object still open began with the hour
+        storage = open_storage(settings)
+        objects.append({key: storage.get(key) for key in storage.keys("events/")})
+    first, redo = objects
+    assert first == redo
+    assert len(first) >= 4 and all("hour=10" in key for key in first)
+    report = verify(open_storage(_settings(tmp_path / "first")), "events")
+    assert report.ok and report.partitions[0].records == 35
+
+
+def test_a_quiet_partition_is_cut_when_its_object_is_old_on_the_clock(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, archive_max_age_s=0.1)
+    archiver = Archiver(settings)
+    assert _run(archiver, [_record(3, 7)]) == {3: 7}
+    time.sleep(0.15)
+    assert archiver.pre_commit({3: 8}) == {3: 8}
+    assert _keys(settings) == [object_key("events", 3, 7, T0)]
+    archiver.close()
+
+
+def test_a_second_copy_is_dropped_but_a_redo_of_the_archived_copy_is_not(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, archive_max_age_s=0.001)
+    first = _record(0, 0)
+    copy = Record(first.envelope, "events", 0, 1, T0)
+    archiver = Archiver(settings)
+    _run(archiver, [first, copy])
+    _drain(archiver, {0: 2})
+    archiver.close()
+    redo = Archiver(settings)  # offsets were not committed: Kafka delivers both again
+    _run(redo, [first, copy])
+    _drain(redo, {0: 2})
+    redo.close()
+    report = verify(open_storage(settings), "events")
+    assert report.partitions[0].records == 1 and report.ok
+
+
+def test_revoked_partitions_are_abandoned(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    archiver = Archiver(settings)
+    assert _run(archiver, [_record(0, 0), _record(1, 0)]) == {0: 0, 1: 0}
+    archiver.revoked([0])
+    assert archiver.pre_commit({1: 1}) == {1: 0}
+    archiver.close()
 
 
 def test_records_copied_from_kafka_bytes_read_back_as_encoding_them_would(tmp_path: Path) -> None:
@@ -147,38 +168,42 @@ def test_records_copied_from_kafka_bytes_read_back_as_encoding_them_would(tmp_pa
     older = replace(by_hand[0], envelope=decode(old_value), offset=4, value=old_value)
     read: list[list[dict[str, object]]] = []
     for name, records in (("encoded", by_hand), ("copied", [*as_consumed, older])):
-        settings = _settings(tmp_path / name)
+        settings = _settings(tmp_path / name, archive_max_age_s=0.001)
         archiver = Archiver(settings)
-        for record in records:
-            archiver.handle(record)
-        archiver.close()
-        (path,) = _files(settings)
-        with path.open("rb") as fo:
-            read.append(list(fastavro.reader(fo)))
+        _run(archiver, records)
+        _drain(archiver, {3: 5})
+        (key,) = _keys(settings)
+        with (tmp_path / name / "archive" / key).open("rb") as fo:
+            read.append(list(fastavro.reader(fo)))  # type: ignore[arg-type]
     encoded, copied = read
     assert copied[:4] == encoded
     assert [(r["kafka_partition"], r["kafka_offset"]) for r in copied] == [(3, o) for o in range(5)]
     assert copied[4]["event_id"] == "evt-3-4" and copied[4]["schema_version"] == oldest
 
 
-def _copy(record: Record, partition: int, offset: int) -> Record:
-    """The same event held by Kafka a second time, at another offset."""
-    return Record(record.envelope, "events", partition, offset, 0)
+def test_verify_reports_gaps_duplicates_and_broken_objects(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, archive_max_age_s=0.001)
+    storage = open_storage(settings)
+    for data_dir, offsets in (("a", [0, 1, 2, 5]), ("b", [2])):  # two writers that never met
+        writer = Archiver(replace(settings, data_dir=tmp_path / data_dir), storage=storage)
+        _run(writer, [_record(0, o) for o in offsets])
+        _drain(writer, {0: 6})
+        writer.close()
+    report = verify(storage, "events")
+    part = report.partitions[0]
+    assert (part.records, part.gaps, part.duplicates) == (5, [(3, 4)], [2])
+    assert not report.ok
+    assert any("gaps: 3-4; duplicates: 2" in line for line in report.lines())
+    assert report.duplicate_events == ["evt-0-2"]
+    storage.put(object_key("events", 1, 0, T0), b"Obj\x01 cut short")
+    report = verify(storage, "events")
+    assert len(report.broken) == 1 and "events+1+" in report.broken[0]
 
 
-def test_a_second_copy_of_an_event_is_not_archived_again(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    archiver = Archiver(settings)
-    first = _record(0, 0)
-    archiver.handle(first)
-    archiver.handle(_copy(first, 0, 1))
-    archiver.flush()
-    archiver.close()
-    # A new member (after a restart) learns the archived event_ids from the files.
-    restarted = Archiver(settings)
-    restarted.handle(_copy(first, 0, 2))
-    restarted.handle(_record(0, 3))
-    restarted.close()
-    report = verify(topic_root(settings))
-    assert report.partitions[0].records == 2
-    assert report.ok
+def test_the_archive_url_picks_the_storage(tmp_path: Path) -> None:
+    assert open_storage(_settings(tmp_path)).name == str(tmp_path / "archive")
+    assert open_storage(_settings(tmp_path, archive_url=str(tmp_path / "x"))).name == str(tmp_path / "x")
+    with pytest.raises(ConfigError, match="use s3://bucket/prefix"):
+        open_storage(_settings(tmp_path, archive_url="gs://bucket/x"))
+    with pytest.raises(ConfigError, match="names no bucket"):
+        open_storage(_settings(tmp_path, archive_url="s3:///x"))
