@@ -6,30 +6,43 @@ other group's runtime skips it and moves on) and `hookstream.replay.source` (the
 it came from). Going through the events topic keeps replay free of a second consume path:
 the group processes it like any record, with retries, DLQ and idempotent effects.
 
-"Never twice by accident": a ledger (SQLite, `<data_dir>/dlq-replays.sqlite3`) holds every
-DLQ position already replayed. A replay takes the ledger's write lock for its whole run (two
-replays at once serialize), skips positions in it, waits for Kafka to acknowledge what it
-produced, then records those positions. A crash between the acknowledgement and the record
-could replay a record again on the next run; the groups' effects are idempotent by event_id,
-so even that repeats no effect.
+"Never twice by accident": a ledger in the state store (`hookstream.state`: Redis when
+`HOOKSTREAM_REDIS_URL` is set, else the host's SQLite file) holds every DLQ position already
+replayed, and a lock there (SET NX PX with a token, released by compare-and-delete) lets one
+replay run at a time, from any host. A replay takes the lock, skips positions in the ledger,
+waits for Kafka to acknowledge what it produced, then records those positions. A crash between
+the acknowledgement and the record could replay a record again on the next run; the groups'
+effects are idempotent by event_id, so even that repeats no effect. Without the store a replay
+refuses to run (it could not tell what was replayed before).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-import sqlite3
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from confluent_kafka import Producer
 
 from consumers.dlq import REPLAY_GROUP, REPLAY_SOURCE, DeadLetter, original_headers, read_dead_letters
 from consumers.errors import ConsumerError
+from hookstream.errors import StateStoreUnavailable
 from hookstream.kafka import ProducerConfig
 from hookstream.settings import Settings
+from hookstream.state import StateStore, open_store, state_key
+
+# A replayed position is remembered far longer than any DLQ retention we configure (7 days by
+# default): past the retention the position no longer exists. DLQ records are few, so it is cheap.
+LEDGER_TTL_S = 30 * 24 * 3600.0
+# The lock outlives the longest replay (reading the DLQ, then up to a minute for Kafka's acks), and
+# frees itself if the replay that holds it is killed.
+LOCK_TTL_S = 15 * 60.0
+LOCK_WAIT_S = 30.0
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -67,48 +80,45 @@ class ReplayFilter:
 
 
 class ReplayLedger:
-    """DLQ positions already replayed, durable across processes."""
+    """DLQ positions already replayed and the replay lock, in the state store, keyed by DLQ topic."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS replayed (dlq_topic TEXT NOT NULL, partition INTEGER NOT NULL,"
-            " dlq_offset INTEGER NOT NULL, dlq_group TEXT NOT NULL, event_id TEXT,"
-            " replayed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')),"
-            " PRIMARY KEY (dlq_topic, partition, dlq_offset))"
-        )
+    def __init__(self, store: StateStore, dlq_topic: str) -> None:
+        self._store = store
+        self._dlq_topic = dlq_topic
+
+    def _key(self, partition: int, offset: int) -> str:
+        return state_key(self._dlq_topic, "replayed", str(partition), str(offset))
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the ledger's write lock: one replay at a time; commit what it recorded."""
-        self._db.execute("BEGIN IMMEDIATE")
+    def locked(self, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+        """Hold the replay lock (one replay at a time, across hosts); wait up to `wait_s` for it."""
+        key = state_key(self._dlq_topic, "replay-lock")
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait_s
+        while not self._store.add(key, LOCK_TTL_S, token):
+            if time.monotonic() > deadline:
+                raise ConsumerError(
+                    f"another `dlq replay` of {self._dlq_topic} is running (it holds the replay lock); "
+                    "run this one again when it finished"
+                )
+            time.sleep(0.5)
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        finally:
+            # Never another replay's lock. Unreachable now: it frees itself within LOCK_TTL_S.
+            with contextlib.suppress(StateStoreUnavailable):
+                self._store.delete(key, only_if=token)
 
-    def replayed(self, dlq_topic: str) -> set[tuple[int, int]]:
-        sql = "SELECT partition, dlq_offset FROM replayed WHERE dlq_topic = ?"
-        rows = self._db.execute(sql, (dlq_topic,))
-        return {(p, o) for p, o in rows}
+    def replayed(self, letters: list[DeadLetter]) -> set[tuple[int, int]]:
+        """The positions among `letters` replayed before."""
+        positions = [(d.partition, d.offset) for d in letters]
+        return {p for p in positions if self._store.get(self._key(*p)) is not None}
 
-    def record(self, dlq_topic: str, letters: list[DeadLetter]) -> None:
-        self._db.executemany(
-            "INSERT OR IGNORE INTO replayed (dlq_topic, partition, dlq_offset, dlq_group, event_id)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(dlq_topic, d.partition, d.offset, d.group, d.event_id) for d in letters],
-        )
+    def record(self, letters: list[DeadLetter]) -> None:
+        self._store.add_many([self._key(d.partition, d.offset) for d in letters], LEDGER_TTL_S)
 
     def close(self) -> None:
-        self._db.close()
-
-
-def ledger_path(settings: Settings) -> Path:
-    return settings.data_dir / "dlq-replays.sqlite3"
+        self._store.close()
 
 
 def replay_headers(letter: DeadLetter, dlq_topic: str) -> list[tuple[str, bytes]]:
@@ -129,21 +139,35 @@ class ReplayReport:
 
 def replay(settings: Settings, selection: ReplayFilter, dry_run: bool = False) -> ReplayReport:
     """Replay the DLQ records `selection` picks that were never replayed before."""
-    ledger = ReplayLedger(ledger_path(settings))
-    report = ReplayReport(dry_run=dry_run)
+    ledger = ReplayLedger(open_store(settings), settings.dlq_topic)
     try:
-        with ledger.locked():
-            done = ledger.replayed(settings.dlq_topic)
-            for letter in read_dead_letters(settings):
-                if selection.matches(letter):
-                    known = (letter.partition, letter.offset) in done
-                    (report.already if known else report.replayed).append(letter)
-            if dry_run or not report.replayed:
-                return report
-            acked = _produce(settings, report.replayed)
-            ledger.record(settings.dlq_topic, acked)
+        return _replay(settings, selection, dry_run, ledger)
+    except StateStoreUnavailable as exc:
+        raise ConsumerError(
+            f"dlq replay refuses to run: its ledger is unreachable ({exc}); without it a record could "
+            "be replayed twice: bring the state store back (see docs/runbook.md) and run it again"
+        ) from exc
     finally:
         ledger.close()
+
+
+def _replay(settings: Settings, selection: ReplayFilter, dry_run: bool, ledger: ReplayLedger) -> ReplayReport:
+    report = ReplayReport(dry_run=dry_run)
+    with ledger.locked():
+        picked = [letter for letter in read_dead_letters(settings) if selection.matches(letter)]
+        done = ledger.replayed(picked)
+        for letter in picked:
+            (report.already if (letter.partition, letter.offset) in done else report.replayed).append(letter)
+        if dry_run or not report.replayed:
+            return report
+        acked = _produce(settings, report.replayed)
+        try:
+            ledger.record(acked)
+        except StateStoreUnavailable as exc:
+            raise ConsumerError(
+                f"Kafka acknowledged {len(acked)} replayed records but the ledger could not record them "
+                f"({exc}); running the replay again would replay them again (effects are idempotent)"
+            ) from exc
     if len(acked) < len(report.replayed):
         raise ConsumerError(
             f"Kafka acknowledged {len(acked)} of {len(report.replayed)} replayed records; "

@@ -1,6 +1,11 @@
-"""DLQ headers, replay selection and headers, the replay ledger, the group registry."""
+"""DLQ headers, replay selection and headers, the replay ledger and lock (on both state store
+backends), the group registry."""
 
+import os
+import subprocess
 import sys
+import threading
+import time
 import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,11 +14,13 @@ import pytest
 from confluent_kafka import Message
 
 from consumers import dlq, registry
+from consumers import replay as replay_module
 from consumers.dlq import DeadLetter, dead_letter_headers
 from consumers.errors import ConsumerError, PermanentError, UnknownGroupError
 from consumers.handler import Handler
 from consumers.replay import ReplayFilter, ReplayLedger, parse_since, replay_headers
 from hookstream.settings import Settings
+from hookstream.state import open_store
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -97,20 +104,86 @@ def test_since_accepts_ages_and_iso_times() -> None:
         parse_since("yesterday")
 
 
-def test_the_ledger_remembers_across_processes(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite3"
-    ledger = ReplayLedger(path)
+def test_the_ledger_remembers_across_runs_and_per_dlq_topic(state_settings: Settings) -> None:
+    ledger = ReplayLedger(open_store(state_settings), "dlq")
     with ledger.locked():
-        ledger.record("dlq", [_letter()])
+        assert ledger.replayed([_letter()]) == set()
+        ledger.record([_letter()])
     ledger.close()
-    again = ReplayLedger(path)
-    assert again.replayed("dlq") == {(1, 7)}
-    assert again.replayed("other-dlq") == set()
-    with pytest.raises(RuntimeError), again.locked():
-        again.record("dlq", [DeadLetter(2, 8, None, None, [(dlq.GROUP, b"g")])])
-        raise RuntimeError("crash before the commit")
-    assert again.replayed("dlq") == {(1, 7)}  # what was not committed is not remembered
+    again = ReplayLedger(open_store(state_settings), "dlq")  # the next run, maybe on another host
+    other = DeadLetter(2, 8, None, None, [(dlq.GROUP, b"g")])
+    assert again.replayed([_letter(), other]) == {(1, 7)}
+    assert ReplayLedger(open_store(state_settings), "other-dlq").replayed([_letter()]) == set()
     again.close()
+
+
+def test_one_replay_at_a_time(state_settings: Settings) -> None:
+    first, second = (ReplayLedger(open_store(state_settings), "dlq") for _ in range(2))
+    busy = pytest.raises(ConsumerError, match="another `dlq replay` of dlq is running")
+    with first.locked(), busy, second.locked(0.2):
+        pass
+    with second.locked(0.2):  # released: the next replay runs
+        pass
+    first.close()
+    second.close()
+
+
+def test_a_replay_that_outlived_its_lock_releases_only_its_own(
+    state_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replay_module, "LOCK_TTL_S", 0.3)
+    slow, next_one, third = (ReplayLedger(open_store(state_settings), "dlq") for _ in range(3))
+    with slow.locked():
+        time.sleep(0.6)  # its lock expired (as for a replay killed mid-run)
+        with next_one.locked(0.2):
+            pass
+        monkeypatch.setattr(replay_module, "LOCK_TTL_S", 60.0)
+        next_one_again = next_one.locked(0.2)
+        next_one_again.__enter__()
+    # The slow replay's release did not free the lock the other one holds now.
+    with pytest.raises(ConsumerError, match="is running"), third.locked(0.2):
+        pass
+    next_one_again.__exit__(None, None, None)
+    with third.locked(0.2):
+        pass
+    for ledger in (slow, next_one, third):
+        ledger.close()
+
+
+def test_a_waiting_replay_runs_once_the_other_finished(state_settings: Settings) -> None:
+    first, second = (ReplayLedger(open_store(state_settings), "dlq") for _ in range(2))
+    order: list[str] = []
+
+    def other_replay() -> None:
+        with second.locked(10):
+            order.append("second")
+
+    with first.locked():
+        waiting = threading.Thread(target=other_replay)
+        waiting.start()
+        time.sleep(0.3)
+        order.append("first")
+    waiting.join(10)
+    assert order == ["first", "second"]
+    first.close()
+    second.close()
+
+
+def test_replay_refuses_in_one_line_when_the_store_is_down(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HOOKSTREAM_REDIS_URL": "redis://127.0.0.1:9/0",  # nothing listens on port 9
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "HOOKSTREAM_DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "hookstream"), "dlq", "replay", "--group", "notifier"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "dlq replay refuses to run" in lines[0] and "redis://127.0.0.1:9/0" in lines[0]
 
 
 def test_the_registry_knows_the_built_in_groups_and_names_them_when_asked_for_another() -> None:
