@@ -68,14 +68,14 @@ def test_compose_cli_accepts_it_where_installed() -> None:
 
 def test_services_and_images(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", *APP_SERVICES, "prometheus", "grafana"}
+    assert set(services) == {"kafka", "redis", *APP_SERVICES, "prometheus", "grafana"}
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"  # same as the local broker
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     for name in APP_SERVICES:
         build = services[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
         assert services[name]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    for name in ("prometheus", "grafana"):
+    for name in ("redis", "prometheus", "grafana"):
         image = services[name]["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name} image must be pinned"
 
@@ -88,6 +88,20 @@ def test_start_order(compose: dict[str, Any]) -> None:
     for name in ("producer", *CONSUMERS):
         assert services[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    for name in ("producer", *CONSUMERS):
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_shared_state_is_redis_with_aof_on_a_volume(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert (
+        redis["volumes"][0].split(":")[1] == "/data"
+        and redis["volumes"][0].split(":")[0] in compose["volumes"]
+    )
+    for name in APP_SERVICES:
+        assert compose["services"][name]["environment"]["HOOKSTREAM_REDIS_URL"] == "redis://redis:6379/0"
 
 
 def test_consumers_run_the_registered_groups(compose: dict[str, Any]) -> None:
