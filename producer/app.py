@@ -1,70 +1,59 @@
-"""The producer's ASGI application: `create_app(settings)` is all a server needs.
+"""The producer: one Flask app, `create_app(settings)`, served by gunicorn (`producer.gunicorn_conf`).
 
-Webhooks are served on the event loop by `producer.webhook`; everything else (health,
-readiness, metrics, the API document, JSON 404/405) goes to a small Flask app
-(`producer.ops`), run in a few threads through a WSGI adapter: those routes are cold, and
-readiness blocks on Kafka. No Kafka client exists until the first request or readiness check,
-so the app may be built before gunicorn forks its workers.
+Two blueprints (`producer.webhook`, `producer.ops`) and one set of error handlers that answer
+every refusal as JSON `{"error", "detail", ...}`. No Kafka client exists until the first
+request or readiness check, so the app may be built before gunicorn forks its workers.
+`close(app)` delivers what is still queued (gunicorn's `worker_exit` hook calls it).
 """
 
 from __future__ import annotations
 
-import asyncio
-
-from a2wsgi import WSGIMiddleware
-from flask import Flask
+from flask import Flask, Response, g
+from werkzeug.exceptions import HTTPException
 
 from hookstream.logs import configure_logging
 from hookstream.settings import Settings
-from producer.dedupe import Deduper
-from producer.ops import build_ops_app
+from producer import metrics, ops, webhook
+from producer.dedupe import Deduper, build_deduper
+from producer.errors import Rejection
 from producer.providers import build_providers
 from producer.publisher import Publisher
-from producer.webhook import Receive, Scope, Send, WebhookEndpoint, is_webhook_path
 
-_OPS_THREADS = 4  # health checks and scrapes; a slow /readyz must not hold up the others
-
-
-class ProducerApp:
-    def __init__(self, webhooks: WebhookEndpoint, ops: Flask, publisher: Publisher) -> None:
-        self.webhooks = webhooks
-        self.ops = ops
-        self.publisher = publisher
-        self._ops_asgi = WSGIMiddleware(ops.wsgi_app, workers=_OPS_THREADS)  # type: ignore[arg-type]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-        elif is_webhook_path(scope["path"]):
-            await self.webhooks(scope, receive, send)
-        else:
-            await self._ops_asgi(scope, receive, send)  # type: ignore[arg-type]
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        """Worker start and graceful stop: at the stop, deliver what is still queued."""
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await asyncio.to_thread(self.close)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    def close(self) -> None:
-        """Deliver what is still queued, then drop the Kafka client (worker shutdown)."""
-        self.publisher.close()
+_CLIENTS = "hookstream.clients"  # key in app.extensions: what `close` closes
 
 
-def create_app(settings: Settings, publisher: Publisher | None = None) -> ProducerApp:
+def create_app(
+    settings: Settings, publisher: Publisher | None = None, deduper: Deduper | None = None
+) -> Flask:
     """Raises `ConfigError` when no provider has a secret: the producer fails closed."""
     providers = build_providers(settings)
     publisher = publisher or Publisher(settings)
-    webhooks = WebhookEndpoint(settings, providers, publisher, Deduper(settings.dedupe_window_s))
-    return ProducerApp(webhooks, build_ops_app(settings, publisher, sorted(providers)), publisher)
+    deduper = deduper or build_deduper(settings)
+    receiver = webhook.Receiver(providers, publisher, deduper, settings.max_body_bytes)
+    app = Flask("producer", static_folder=None)
+    app.extensions[_CLIENTS] = (publisher, deduper)
+    app.register_blueprint(webhook.build_blueprint(receiver))
+    app.register_blueprint(ops.build_blueprint(settings, publisher, sorted(providers)))
+    app.register_error_handler(Rejection, _refused)
+    app.register_error_handler(HTTPException, lambda exc: _refused(Rejection.from_http(exc)))
+    metrics.create_known_series()
+    return app
 
 
-def app_from_env() -> ProducerApp:
+def close(app: Flask) -> None:
+    """Deliver what is still queued, drop the Kafka client, close the dedupe store (a worker's
+    graceful stop)."""
+    publisher, deduper = app.extensions[_CLIENTS]
+    publisher.close()
+    deduper.close()
+
+
+def app_from_env() -> Flask:
     """What a gunicorn worker loads: settings from the environment, JSON logs to stderr."""
     configure_logging()
     return create_app(Settings.from_env())
+
+
+def _refused(rejection: Rejection) -> Response:
+    g.rejection = rejection.code  # the `reason` label, counted with the answer
+    return rejection.response()

@@ -22,14 +22,21 @@ from producer.samples import sample_event
 @click.command()
 @click.option("--bind", default="0.0.0.0:8000", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Worker processes [default: CPUs].")
-def producer(bind: str, workers: int | None) -> None:
+@click.option(
+    "--worker-class",
+    type=click.Choice(["gthread", "gevent", "sync"]),
+    default=None,
+    help="gunicorn worker class [default: producer.gunicorn_conf's, chosen by measurement].",
+)
+@click.option("--threads", type=click.IntRange(1), default=None, help="Threads per gthread worker.")
+def producer(bind: str, workers: int | None, worker_class: str | None, threads: int | None) -> None:
     """Receive signed webhooks and answer 200 only once Kafka holds them."""
     from gunicorn.app.base import BaseApplication
 
     from producer import gunicorn_conf
 
     build_providers(Settings.from_env())  # fail closed here, in one line, not in every worker
-    given = {"bind": [bind], "workers": workers}
+    given = {"bind": [bind], "workers": workers, "worker_class": worker_class, "threads": threads}
     overrides = {key: value for key, value in given.items() if value is not None}
 
     class Server(BaseApplication):  # type: ignore[misc]

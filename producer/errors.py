@@ -10,10 +10,30 @@ from __future__ import annotations
 
 import json
 
+from flask import Response
+from werkzeug.exceptions import HTTPException, InternalServerError
+
 from hookstream.errors import HookstreamError
 
 # Seconds a sender should wait before retrying after a 503; Fast.io backs off on its own too.
 RETRY_AFTER_S = 5
+
+# Every `code` a refusal can carry: the `reason` label values, created at zero at start.
+REASONS = (
+    "missing_signature",
+    "invalid_signature",
+    "stale_signature",
+    "unknown_provider",
+    "provider_disabled",
+    "method_not_allowed",
+    "body_too_large",
+    "unsupported_media_type",
+    "bad_request",
+    "invalid_json",
+    "missing_fields",
+    "kafka_unavailable",
+    "internal_error",
+)
 
 
 class ProducerError(HookstreamError):
@@ -68,6 +88,9 @@ class Rejection(Exception):
     def body(self) -> bytes:
         return json.dumps({"error": self.code, "detail": self.detail, **self.extra}).encode()
 
+    def response(self) -> Response:
+        return Response(self.body(), self.status, self.headers, content_type="application/json")
+
     @classmethod
     def from_signature(cls, exc: SignatureError) -> Rejection:
         return cls(401, exc.code, exc.detail)
@@ -79,3 +102,13 @@ class Rejection(Exception):
     @classmethod
     def unavailable(cls, detail: str) -> Rejection:
         return cls(503, "kafka_unavailable", detail, headers=[("Retry-After", str(RETRY_AFTER_S))])
+
+    @classmethod
+    def from_http(cls, exc: HTTPException) -> Rejection:
+        """Flask's own refusals (no such route, method not allowed, a crash) in the same shape."""
+        if isinstance(exc, InternalServerError):
+            return cls(500, "internal_error", "unexpected server error; see logs")
+        code = (exc.name or "error").lower().replace(" ", "_")
+        allowed = getattr(exc, "valid_methods", None)
+        headers = [("Allow", ", ".join(allowed))] if exc.code == 405 and allowed else []
+        return cls(exc.code or 500, code, exc.description or code, headers=headers)

@@ -19,14 +19,13 @@ from typing import Any
 
 from hookstream.settings import Settings
 
-wsgi_app = "producer.app:app_from_env()"  # an ASGI app; gunicorn only loads it
+wsgi_app = "producer.app:app_from_env()"
 bind = ["0.0.0.0:8000"]
-# uvicorn on uvloop + httptools in each worker (see producer.worker): measured on 2 shared
-# cores (wrk, 64 keep-alive connections) a webhook cost 0.38-0.48 ms of CPU, against 1.0-1.1
-# under gthread (gunicorn parses HTTP in Python and hands each request to a thread) and 0.8
-# under gevent.
-worker_class = "producer.worker.ProducerWorker"
+# Provisional until measured: threads, each blocking on its own ack (producer.handoff).
+worker_class = "gthread"
 workers = os.cpu_count() or 2
+threads = 32
+worker_connections = 1000
 keepalive = 75  # longer than typical sender/load-balancer idle timeouts
 timeout = 30
 graceful_timeout = 15
@@ -48,6 +47,17 @@ def on_starting(server: Any) -> None:
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     setattr(server, _METRICS_DIR_ATTR, None if configured else path)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """A graceful stop: deliver what is still queued before the worker ends."""
+    from flask import Flask
+
+    from producer.app import close
+
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, Flask):  # not gunicorn's stand-in app for a worker that failed to load
+        close(app)
 
 
 def child_exit(server: Any, worker: Any) -> None:

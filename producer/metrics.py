@@ -23,6 +23,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from producer.errors import REASONS
+from producer.providers import PROVIDERS
+
 # Request latency is dominated by the broker's ack: milliseconds, with a tail up to the deadline.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
@@ -56,6 +59,26 @@ IN_FLIGHT = Gauge(
 DUPLICATES = Counter(
     "hookstream_duplicates_total", "Repeated event_ids answered without producing again.", ["provider"]
 )
+
+
+# Statuses a webhook can be answered with (see producer.openapi): series created at zero.
+STATUSES = (200, 400, 401, 404, 405, 413, 415, 422, 500, 503)
+DELIVERY_FAILURE_REASONS = ("timeout", "error")
+
+
+def create_known_series() -> None:
+    """Every series whose label values are known in advance, at zero, so a dashboard shows 0
+    (not "No data") before the first failure. Per worker: each writes its own files in
+    multiprocess mode, where a child's file entry is made when the child is."""
+    for provider in (*PROVIDERS, "unknown"):
+        for status in STATUSES:
+            _requests(provider, status)
+        for reason in REASONS:
+            REJECTIONS.labels(provider, reason)
+        _durations(provider)
+        DUPLICATES.labels(provider)
+    for reason in DELIVERY_FAILURE_REASONS:
+        DELIVERY_FAILURES.labels(reason)
 
 
 @cache

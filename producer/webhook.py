@@ -1,12 +1,12 @@
-"""POST /webhooks/<provider> (and /webhook/fastio): the hot path, as a bare ASGI coroutine.
+"""POST /webhooks/<provider> (and /webhook/fastio): the webhooks blueprint.
 
-It runs on the worker's event loop and never leaves it: HTTP is parsed in C (httptools on
-uvloop, see `producer.worker`), and a request only suspends to read its body and to await
-Kafka's ack. In order, each step failing with its status: provider known and enabled (404),
-POST (405), Content-Length within the limit (413), JSON content type (415), body read within
-the limit (413), signature on the raw bytes (401), JSON (400), required fields (422), then the
-Kafka ack (else 503). Every answer is counted and logged as one JSON line without secrets,
-signatures or payload. The steps between reading and publishing are plain functions.
+In order, each step failing with its status: provider known and enabled (404), POST (405,
+from Flask's routing), Content-Length within the limit (413), JSON content type (415), body
+read within the limit (413), signature on the raw bytes (401), JSON (400), required fields
+(422), then Kafka's ack (else 503). A refusal is raised as a `Rejection` and rendered by the
+app's one error handler; every answer on a webhook URL, refusals by routing included, is
+counted and logged as one JSON line (without secrets, signatures or payload) by this
+blueprint's app-wide hooks. The steps between reading and publishing are plain functions.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import Blueprint, Response, g, request
+
 from hookstream.errors import SchemaError
-from hookstream.settings import Settings
 from producer import metrics
 from producer.dedupe import Claim, Deduper
 from producer.errors import PayloadError, PublishError, Rejection, SignatureError
 from producer.providers import PROVIDERS
-from producer.providers.base import ParsedEvent, Provider
+from producer.providers.base import Headers, ParsedEvent, Provider
 from producer.publisher import Header, Publisher
 from schemas.codec import Envelope, encode
 
@@ -32,105 +32,57 @@ log = logging.getLogger("producer.webhook")
 
 WEBHOOKS_PREFIX = "/webhooks/"
 FASTIO_ALIAS = "/webhook/fastio"  # the URL Fast.io's guides use
+CHUNK = 64 * 1024  # read size of a body without Content-Length (a chunked upload)
+_REQUEST_ID_MAX = 128  # the gateway's id is logged; a client's arbitrary header is cut short
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 Record = tuple[bytes, bytes, list[Header]]  # key, value, headers
-
-# Header names in their usual case: HTTP says case does not matter, but some clients compare.
-_JSON = (b"Content-Type", b"application/json")
 
 
 def is_webhook_path(path: str) -> bool:
     return path.startswith(WEBHOOKS_PREFIX) or path == FASTIO_ALIAS
 
 
-class RequestHeaders:
-    """Case-insensitive access to an ASGI request's headers (the `Headers` providers read).
-
-    Repeated headers are joined with commas, as a WSGI server joins them.
-    """
-
-    __slots__ = ("_values",)
-
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        values: dict[str, str] = {}
-        for raw_name, raw_value in raw:
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            values[name] = f"{values[name]},{value}" if name in values else value
-        self._values = values
-
-    def get(self, key: str, /) -> str | None:
-        return self._values.get(key.lower())
+def provider_label(path: str) -> str:
+    """The provider in a webhook URL, or "unknown": a scanner must not mint new time series."""
+    name = "fastio" if path == FASTIO_ALIAS else path[len(WEBHOOKS_PREFIX) :]
+    return name if name in PROVIDERS else "unknown"
 
 
-class WebhookEndpoint:
+class Receiver:
+    """What a webhook needs, built once per app: the enabled providers, Kafka, the dedupe store."""
+
     def __init__(
-        self, settings: Settings, providers: dict[str, Provider], publisher: Publisher, deduper: Deduper
+        self, providers: dict[str, Provider], publisher: Publisher, deduper: Deduper, max_body_bytes: int
     ) -> None:
         self.providers = providers
         self.publisher = publisher
         self.deduper = deduper
-        self.max_body_bytes = settings.max_body_bytes
-        self.wait_s = settings.delivery_timeout_s
+        self.max_body_bytes = max_body_bytes
+        self.wait_s = publisher.timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        path = scope["path"]
-        name = "fastio" if path == FASTIO_ALIAS else path[len(WEBHOOKS_PREFIX) :]
-        # Only known names become label values: a scanner must not mint new time series.
-        label = name if name in PROVIDERS else "unknown"
-        metrics.IN_FLIGHT.inc()
-        event_id: str | None = None
-        duplicate = False
-        try:
-            event_id, duplicate = await self._accept(name, scope, receive)
-            status, body, headers = 200, accepted_body(event_id, duplicate), [_JSON]
-        except Rejection as rejection:
-            status, body, headers = rejection.status, rejection.body(), _encoded(rejection.headers)
-            metrics.REJECTIONS.labels(label, rejection.code).inc()
-        except Exception:
-            log.exception("webhook failed", extra={"fields": {"provider": label}})
-            status, body = 500, Rejection(500, "internal_error", "unexpected server error; see logs").body()
-            headers = [_JSON]
-            metrics.REJECTIONS.labels(label, "internal_error").inc()
-        finally:
-            metrics.IN_FLIGHT.dec()
-        elapsed = time.perf_counter() - started
-        metrics.observe_request(label, status, elapsed)
-        if duplicate:
-            metrics.DUPLICATES.labels(label).inc()
-        _log_answer(label, event_id, status, duplicate, elapsed)
-        headers.append((b"Content-Length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _accept(self, name: str, scope: Scope, receive: Receive) -> tuple[str, bool]:
-        """The event id and whether it was a duplicate; anything else raises a `Rejection`."""
+    def receive(self, name: str) -> Response:
         provider = self.providers.get(name)
         if provider is None:
             raise _no_such_provider(name)
-        if scope["method"] != "POST":
-            raise Rejection(405, "method_not_allowed", "webhooks are POSTed", headers=[("Allow", "POST")])
-        headers = RequestHeaders(scope["headers"])
+        headers = request.headers
         check_announced(headers, self.max_body_bytes)
-        body = await read_body(receive, self.max_body_bytes)
+        body = read_body(request.environ, self.max_body_bytes)
         scheme, event = verify_and_parse(provider, body, headers, time.time())
+        g.event_id = event.event_id
         record = build_record(name, scheme, event, body)
-        return event.event_id, await self._publish_once(f"{name}:{event.event_id}", record)
+        g.duplicate = duplicate = self._publish_once(f"{name}:{event.event_id}", record)
+        return Response(accepted_body(event.event_id, duplicate), content_type="application/json")
 
-    async def _publish_once(self, key: str, record: Record) -> bool:
+    def _publish_once(self, key: str, record: Record) -> bool:
         """Publish unless this event was accepted recently; True when it was (a duplicate)."""
-        claim = await self.deduper.claim(key, self.wait_s)
+        claim = self.deduper.claim(key, self.wait_s)
         if claim is Claim.SEEN:
             return True
         if claim is Claim.FAILED:
             raise Rejection.unavailable("an earlier copy of this event was not acknowledged by Kafka; retry")
         accepted = False
         try:
-            await self.publisher.publish(*record)
+            self.publisher.publish(*record)
             accepted = True
         except PublishError as exc:
             raise Rejection.unavailable(exc.detail) from exc
@@ -139,7 +91,55 @@ class WebhookEndpoint:
         return False
 
 
-def check_announced(headers: RequestHeaders, limit: int) -> None:
+def build_blueprint(receiver: Receiver) -> Blueprint:
+    webhooks = Blueprint("webhooks", __name__)
+
+    # No automatic OPTIONS: a 405 says `Allow: POST`, the one method a sender may use.
+    @webhooks.post("/webhooks/<provider>", provide_automatic_options=False)
+    def receive(provider: str) -> Response:
+        return receiver.receive(provider)
+
+    @webhooks.post(FASTIO_ALIAS, provide_automatic_options=False)
+    def receive_fastio() -> Response:
+        return receiver.receive("fastio")
+
+    # App-wide, not the blueprint's own: a 405 from routing matched no blueprint yet still
+    # answers a webhook URL, and is counted like any other refusal.
+    @webhooks.before_app_request
+    def start() -> None:
+        if is_webhook_path(request.path):
+            g.webhook_started = time.perf_counter()
+            metrics.IN_FLIGHT.inc()
+
+    @webhooks.after_app_request
+    def account(response: Response) -> Response:
+        started = g.pop("webhook_started", None)
+        if started is None:
+            return response
+        metrics.IN_FLIGHT.dec()
+        elapsed = time.perf_counter() - started
+        label = provider_label(request.path)
+        status = response.status_code
+        metrics.observe_request(label, status, elapsed)
+        reason = g.get("rejection")
+        if reason is not None:
+            metrics.REJECTIONS.labels(label, reason).inc()
+        duplicate = g.get("duplicate", False)
+        if duplicate:
+            metrics.DUPLICATES.labels(label).inc()
+        request_id = request.headers.get("X-Request-ID")
+        _log_answer(label, g.get("event_id"), status, duplicate, elapsed, request_id)
+        return response
+
+    @webhooks.teardown_app_request
+    def finish(_exc: BaseException | None) -> None:
+        if g.pop("webhook_started", None) is not None:  # `account` did not run: the answer failed
+            metrics.IN_FLIGHT.dec()
+
+    return webhooks
+
+
+def check_announced(headers: Headers, limit: int) -> None:
     """Refuse before reading: an announced body over the limit (413), a type that is not JSON
     (415), a Content-Length that is not a number (400)."""
     raw_length = headers.get("content-length")
@@ -156,25 +156,30 @@ def check_announced(headers: RequestHeaders, limit: int) -> None:
         raise Rejection(400, "bad_request", "Content-Length is not a number")
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The raw body, counted while it arrives (chunked or not) and cut off past the limit."""
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The raw body: its announced length (checked against the limit already), or a chunked
+    upload counted while it arrives and cut off past the limit."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        body: bytes = stream.read(int(length))
+        if len(body) < int(length):
+            raise Rejection(400, "bad_request", "the client closed the connection before the body ended")
+        return body
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # neither a length nor a server that ends the stream (PEP 3333): no body
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Rejection(400, "bad_request", "the client closed the connection before the body ended")
-        chunk = message.get("body", b"")
+    while chunk := stream.read(CHUNK):
         size += len(chunk)
         if size > limit:
             raise _too_large(f"the body exceeds the {limit}-byte limit")
         chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 def verify_and_parse(
-    provider: Provider, body: bytes, headers: RequestHeaders, now: float
+    provider: Provider, body: bytes, headers: Headers, now: float
 ) -> tuple[str, ParsedEvent]:
     """The signature scheme and the event: the signature on the raw bytes first (401), then
     JSON (400), then the provider's required fields (422)."""
@@ -215,25 +220,26 @@ def accepted_body(event_id: str, duplicate: bool) -> bytes:
     return json.dumps({"status": "accepted", "event_id": event_id, "duplicate": duplicate}).encode()
 
 
-def _log_answer(provider: str, event_id: str | None, status: int, duplicate: bool, elapsed: float) -> None:
+def _log_answer(
+    provider: str, event_id: str | None, status: int, duplicate: bool, elapsed: float, request_id: str | None
+) -> None:
     """One JSON line per webhook. Built directly rather than through `log.info`, which would
     walk the stack to find the caller's file and line: a noticeable cost at this rate."""
     if not log.isEnabledFor(logging.INFO):
         return
-    fields = {
+    fields: dict[str, Any] = {
         "provider": provider,
         "event_id": event_id,
         "status": status,
         "duplicate": duplicate,
         "latency_ms": round(elapsed * 1000, 2),
     }
-    extra = {"fields": fields}
-    record = log.makeRecord(log.name, logging.INFO, __file__, 0, "webhook", (), None, extra=extra)
+    if request_id:
+        fields["request_id"] = request_id[:_REQUEST_ID_MAX]
+    record = log.makeRecord(
+        log.name, logging.INFO, __file__, 0, "webhook", (), None, extra={"fields": fields}
+    )
     log.handle(record)
-
-
-def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [_JSON, *((name.encode(), value.encode("latin-1")) for name, value in headers)]
 
 
 def _no_such_provider(name: str) -> Rejection:
@@ -244,6 +250,6 @@ def _no_such_provider(name: str) -> Rejection:
 
 
 def _too_large(detail: str) -> Rejection:
-    # The unread rest of the body never reaches the app; the server discards it before the
+    # The unread rest of the body never reaches the app; gunicorn discards it before the
     # connection's next request (a proxy's own body limit stops it earlier still).
     return Rejection(413, "body_too_large", detail)

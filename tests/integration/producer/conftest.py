@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
-from werkzeug.test import Client
+from flask import Flask
+from flask.testing import FlaskClient
 
 from hookstream.settings import ProviderSecrets, Settings
-from producer.app import ProducerApp, create_app
-from tests.integration.producer.wsgi_bridge import as_wsgi
+from producer.app import close, create_app
 
 SECRETS = {
     "fastio": "fastio-test-secret",
@@ -29,17 +29,15 @@ def producer_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def app(producer_settings: Settings) -> Iterator[ProducerApp]:
+def app(producer_settings: Settings) -> Iterator[Flask]:
     app = create_app(producer_settings)
     yield app
-    app.close()
+    close(app)
 
 
 @pytest.fixture
-def client(app: ProducerApp) -> Iterator[Client]:
-    bridge = as_wsgi(app)
-    yield Client(bridge)
-    bridge.close()
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
 
 
 def read_records(settings: Settings, count: int, timeout_s: float = 30.0) -> list[Message]:

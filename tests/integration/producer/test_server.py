@@ -19,6 +19,7 @@ import pytest
 
 from hookstream.settings import Settings
 from hookstream_dev.process import free_port_block
+from producer import gunicorn_conf
 from producer.providers import sign
 from producer.samples import sample_event
 from tests.integration.producer.conftest import read_records
@@ -76,14 +77,14 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
                 time.sleep(0.5)
         else:
             raise AssertionError((tmp_path / "producer.log").read_text())
-        # Each worker is uvicorn's, and runs the app's ASGI startup (the second may still be booting).
+        # Both workers booted and loaded the app (the second may still be starting).
         for _ in range(60):
             started = (tmp_path / "producer.log").read_text()
-            if started.count("Application startup complete") == 2:
+            if started.count("Booting worker with pid") == 2:
                 break
             time.sleep(0.5)
-        assert "Using worker: producer.worker.ProducerWorker" in started, started
-        assert started.count("Application startup complete") == 2, started
+        assert f"Using worker: {gunicorn_conf.worker_class}" in started, started
+        assert started.count("Booting worker with pid") == 2, started
         yield server
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import uuid
 
 import pytest
-from werkzeug.test import Client, EnvironBuilder
+from flask import Flask, request
+from flask.testing import FlaskClient as Client
+from prometheus_client import REGISTRY
+from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Response
 
 from hookstream.settings import Settings
-from producer import metrics
-from producer.providers import sign
+from producer.app import close, create_app
+from producer.providers import PROVIDERS, sign
 from producer.samples import fastio_event, sample_event
+from producer.webhook import CHUNK
 from schemas.codec import decode
 from tests.integration.producer.conftest import SECRETS, read_records
-from tests.integration.producer.wsgi_bridge import CHUNK, as_wsgi
 
 
 def post(client: Client, provider: str, body: bytes, path: str | None = None, **options: object):  # type: ignore[no-untyped-def]
@@ -25,8 +29,14 @@ def post(client: Client, provider: str, body: bytes, path: str | None = None, **
     return client.post(path or f"/webhooks/{provider}", data=body, headers=headers)
 
 
+def sample(name: str, **labels: str) -> float:
+    value = REGISTRY.get_sample_value(name, labels)
+    assert value is not None, f"{name}{labels} does not exist"
+    return value
+
+
 def rejections(provider: str, reason: str) -> float:
-    return metrics.REJECTIONS.labels(provider, reason)._value.get()
+    return sample("hookstream_http_rejections_total", provider=provider, reason=reason)
 
 
 def test_a_fastio_event_lands_in_the_topic_keyed_by_workspace(
@@ -81,11 +91,11 @@ def test_a_repeated_event_id_is_answered_but_not_produced_again(
     client: Client, producer_settings: Settings
 ) -> None:
     body = sample_event("fastio")
-    before = metrics.DUPLICATES.labels("fastio")._value.get()
+    before = sample("hookstream_duplicates_total", provider="fastio")
     first, second = post(client, "fastio", body), post(client, "fastio", body)
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.json["duplicate"] is True
-    assert metrics.DUPLICATES.labels("fastio")._value.get() == before + 1
+    assert sample("hookstream_duplicates_total", provider="fastio") == before + 1
     post(client, "fastio", sample_event("fastio"))
     assert len(read_records(producer_settings, 3, timeout_s=10)) == 2
 
@@ -117,10 +127,9 @@ def test_404_unknown_and_disabled_providers(producer_settings: Settings) -> None
     from dataclasses import replace
 
     from hookstream.settings import ProviderSecrets
-    from producer.app import create_app
 
     only_fastio = create_app(replace(producer_settings, secrets=ProviderSecrets(fastio=("s",))))
-    client = Client(as_wsgi(only_fastio))
+    client = only_fastio.test_client()
     body = sample_event("github")
     assert_refused(client.post("/webhooks/gitlab", data=body), 404, "unknown_provider")
     assert_refused(client.post("/webhooks/github", data=body), 404, "provider_disabled")
@@ -153,10 +162,10 @@ def test_413_while_reading_a_body_without_length(client: Client, producer_settin
         "/webhooks/fastio", method="POST", input_stream=stream, content_type="application/json"
     ).get_environ()
     environ.pop("CONTENT_LENGTH", None)  # as a chunked upload arrives: no length to refuse on
+    environ["wsgi.input_terminated"] = True  # as gunicorn says of a chunked body it de-frames
     response = Response.from_app(client.application, environ)
     assert_refused(response, 413, "body_too_large")
-    # Read, and stopped with the chunk that crossed the limit: the server, not the app, sizes
-    # the chunks, so the app cannot stop at the limit's exact byte.
+    # Read, and stopped with the chunk that crossed the limit.
     assert limit < stream.tell() <= limit + CHUNK < len(big)
 
 
@@ -195,15 +204,15 @@ def test_422_names_every_missing_field(client: Client) -> None:
 
 
 def test_every_refusal_is_counted_by_status(client: Client) -> None:
-    before = metrics.REQUESTS.labels("fastio", "422")._value.get()
+    before = sample("hookstream_http_requests_total", provider="fastio", status="422")
     post(client, "fastio", b"{}")
-    assert metrics.REQUESTS.labels("fastio", "422")._value.get() == before + 1
+    assert sample("hookstream_http_requests_total", provider="fastio", status="422") == before + 1
 
 
 def test_health_readiness_and_unknown_routes(client: Client) -> None:
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json["status"] == "ready"
+    assert ready.status_code == 200 and json.loads(ready.get_data())["status"] == "ready"
     assert_refused(client.get("/nope"), 404, "not_found")
     assert_refused(client.post("/healthz"), 405, "method_not_allowed")
 
@@ -211,15 +220,13 @@ def test_health_readiness_and_unknown_routes(client: Client) -> None:
 def test_readyz_is_503_when_the_topic_does_not_exist(producer_settings: Settings) -> None:
     from dataclasses import replace
 
-    from producer.app import create_app
-
     app = create_app(replace(producer_settings, topic=f"missing-{uuid.uuid4().hex}"))
     try:
-        response = Client(as_wsgi(app)).get("/readyz")
+        response = app.test_client().get("/readyz")
         assert_refused(response, 503, "not_ready")
         assert response.headers["Retry-After"]
     finally:
-        app.close()
+        close(app)
 
 
 def test_metrics_page_has_the_contract_names(client: Client) -> None:
@@ -234,3 +241,53 @@ def test_metrics_page_has_the_contract_names(client: Client) -> None:
         "hookstream_duplicates_total",
     ):
         assert name in text, name
+
+
+def test_a_405_from_routing_is_counted_and_logged_as_a_webhook(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = rejections("fastio", "method_not_allowed")
+    with caplog.at_level(logging.INFO, logger="producer.webhook"):
+        client.put("/webhooks/fastio", data=b"{}")
+    assert rejections("fastio", "method_not_allowed") == before + 1
+    [line] = [record.fields for record in caplog.records if record.name == "producer.webhook"]  # type: ignore[attr-defined]
+    assert line["status"] == 405 and line["provider"] == "fastio"
+
+
+def test_one_log_line_per_webhook_with_the_gateways_request_id(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = sample_event("fastio")
+    headers = {**sign("fastio", body, SECRETS["fastio"]), "X-Request-ID": "req-7f3a"}
+    with caplog.at_level(logging.INFO, logger="producer.webhook"):
+        response = client.post("/webhooks/fastio", data=body, headers=headers)
+        post(client, "fastio", b"{}")  # no X-Request-ID: no request_id field
+    lines = [record.fields for record in caplog.records if record.name == "producer.webhook"]  # type: ignore[attr-defined]
+    assert len(lines) == 2
+    assert lines[0]["request_id"] == "req-7f3a"
+    assert lines[0]["event_id"] == json.loads(response.get_data())["event_id"] and lines[0]["status"] == 200
+    assert "request_id" not in lines[1] and lines[1]["status"] == 422
+    assert all(body.decode() not in str(line) for line in lines)
+
+
+def test_app_hooks_see_every_webhook(app: Flask, client: Client) -> None:
+    seen: list[str] = []
+    app.before_request(lambda: seen.append(request.path))  # e.g. an auth, tracing or rate-limit extension
+    post(client, "fastio", sample_event("fastio"))
+    client.get("/webhooks/fastio")
+    assert seen == ["/webhooks/fastio", "/webhooks/fastio"]
+
+
+def test_every_known_series_exists_at_zero_on_a_fresh_app(producer_settings: Settings) -> None:
+    app = create_app(producer_settings)
+    try:
+        text = app.test_client().get("/metrics").get_data(as_text=True)
+    finally:
+        close(app)
+    for reason in ("timeout", "error"):
+        assert f'hookstream_kafka_delivery_failures_total{{reason="{reason}"}}' in text
+    for provider in (*PROVIDERS, "unknown"):
+        for reason in ("invalid_signature", "kafka_unavailable", "body_too_large", "internal_error"):
+            assert rejections(provider, reason) >= 0
+        assert sample("hookstream_http_requests_total", provider=provider, status="503") >= 0
+        assert sample("hookstream_duplicates_total", provider=provider) >= 0
