@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint format typecheck kafka kafka-stop test-faults bench clean
+.PHONY: venv run run-shared test lint format typecheck kafka kafka-stop test-faults bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ venv: $(STAMP)
 ## The whole pipeline on the local broker, in the foreground; Ctrl-C stops everything.
 run: venv
 	bash scripts/run-dev.sh
+
+## The production topology on this host: Kafka, Redis, OpenSearch, S3 (s3proxy), the registry, nginx
+## in front of two producers, two members per group with their own data dirs; Ctrl-C stops all.
+run-shared: venv
+	bash scripts/run-shared.sh
 
 ## Lint, then the whole suite against a real broker (started for the session if none is given).
 test: lint
