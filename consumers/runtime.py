@@ -35,6 +35,7 @@ from hookstream.errors import SchemaError, SchemaRegistryUnavailable
 from hookstream.kafka import ConsumerConfig
 from hookstream.settings import Settings
 from schemas import codec
+from schemas.decoder import Decoder, build_decoder
 
 log = logging.getLogger("hookstream.consumers")
 
@@ -51,11 +52,11 @@ class _PartitionGone(Exception):
     """The record's partition was revoked while it was being retried: its new owner takes it."""
 
 
-def decode(value: bytes | None) -> codec.Envelope:
+def decode(value: bytes | None, decoder: Decoder) -> codec.Envelope:
     """The envelope in `value`, or SchemaError when the record breaks the contract (poison)."""
-    envelope = codec.decode(value)
-    if not (envelope.event_type and envelope.workspace_id and envelope.provider):
-        empty = [name for name in ("event_type", "workspace_id", "provider") if not getattr(envelope, name)]
+    envelope = decoder.decode(value)
+    if not (envelope.event_type and envelope.partition_key and envelope.provider):
+        empty = [name for name in ("event_type", "partition_key", "provider") if not getattr(envelope, name)]
         raise SchemaError(f"envelope {envelope.event_id!r} has an empty {empty[0]}")
     return envelope
 
@@ -83,6 +84,7 @@ class Member:
         self._breaker = breaker or Breaker.from_settings(settings)
         self._dlq = dead_letters or DeadLetterPublisher(settings, group)
         self._replay_address = group.encode()
+        self._decoder = build_decoder(settings)  # both framings; registry schemas cached per member
         self.metrics = MemberMetrics(group)
         self._config = ConsumerConfig.from_settings(
             settings,
@@ -228,7 +230,7 @@ class Member:
         attempt = 0
         while True:
             try:
-                return decode(value)
+                return decode(value, self._decoder)
             except SchemaRegistryUnavailable as exc:
                 attempt += 1
                 wait = self._retry.delay(min(attempt, 10))

@@ -41,7 +41,7 @@ def test_poison_and_failures_reach_the_dlq_with_headers_while_the_group_keeps_go
     good = [envelope(n) for n in range(40)]
     valid = codec.encode(envelope(99))
     unknown_version = bytes([codec.MAGIC, 99]) + valid[2:]
-    empty_workspace = replace(envelope(98), workspace_id="")
+    empty_workspace = replace(envelope(98), workspace_id="", partition_key="")
     bad: list[codec.Envelope | tuple[bytes, bytes]] = [
         (b"ws-1", b"\x00\x01random bytes"),
         (b"ws-2", valid[:-7]),  # truncated Avro
