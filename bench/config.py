@@ -1,8 +1,8 @@
 """What one `make bench` run does: rates, durations and sizes, from flags and BENCH_* variables.
 
 Flags win over the environment, so `make bench BENCH_QUICK=1` and `python -m bench --quick`
-are the same run. Quick mode keeps every stage but shortens it: a smoke test of the harness,
-not numbers to quote.
+are the same run. Quick mode keeps every stage, every app and the interleaved rounds, with
+fewer and shorter steps: the same comparisons, so it reaches the same verdicts, less precisely.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = ("workers", "ingest", "broker", "consumers", "e2e", "profile")
-INGEST_APPS = ("hookstream", "baseline", "peer", "flask_ceiling", "wsgi_ceiling")
-GUNICORN_APPS = ("baseline", "flask_ceiling", "wsgi_ceiling")  # the worker class is theirs to choose
+STAGES = ("workers", "ingest", "broker", "consumers", "sinks", "codec", "e2e", "profile")
+# The headline apps, then the producer's variants (the same producer with Redis dedupe, with
+# the registry's framing), each compared with the plain producer of the same rounds.
+HEADLINE_APPS = ("hookstream", "baseline", "peer", "flask_ceiling", "wsgi_ceiling")
+INGEST_APPS = (*HEADLINE_APPS, "hookstream_redis", "hookstream_registry")
 GUNICORN_CLASSES = ("sync", "gthread", "gevent")
 
 
@@ -22,8 +24,8 @@ GUNICORN_CLASSES = ("sync", "gthread", "gevent")
 class WorkerSetting:
     """A worker class and size: `gthread:16@2` is 2 gthread workers of 16 threads.
 
-    Hookstream's class is fixed (gunicorn with its uvicorn worker: `uvicorn@2`), and so is the
-    peer's (uvicorn with 2 workers); only the gunicorn apps' classes are parsed from the knobs.
+    The producer's comes from `producer.gunicorn_conf` (what ships); the peer's is fixed
+    (uvicorn with 2 workers); the baseline's and the WSGI ceiling's are each chosen by trials.
     """
 
     worker_class: str
@@ -42,6 +44,22 @@ class WorkerSetting:
     def uvicorn(cls, workers: int) -> WorkerSetting:
         return cls("uvicorn", workers)
 
+    @classmethod
+    def of_producer(cls) -> WorkerSetting:
+        """The producer's setting as `hookstream producer` runs it, from `producer.gunicorn_conf`;
+        a worker class given as a dotted path is named by its last part."""
+        from producer import gunicorn_conf
+
+        worker_class = str(getattr(gunicorn_conf, "worker_class", "sync"))
+        name = worker_class if worker_class in GUNICORN_CLASSES else worker_class.rsplit(".", 1)[-1]
+        workers = int(getattr(gunicorn_conf, "workers", 1))
+        return cls(name, workers, int(getattr(gunicorn_conf, "threads", 1)))
+
+    @property
+    def is_gunicorn_class(self) -> bool:
+        """A class a plain WSGI app can run under (the Flask ceiling beside the producer)."""
+        return self.worker_class in GUNICORN_CLASSES
+
     @property
     def label(self) -> str:
         threads = f":{self.threads}" if self.worker_class == "gthread" else ""
@@ -53,17 +71,16 @@ class BenchConfig:
     quick: bool
     stages: tuple[str, ...]
     apps: tuple[str, ...]
-    rates: tuple[int, ...]  # offered req/s steps; the open-throttle step always follows
+    rounds: int  # the apps run interleaved, A B C A B C ..., this many times
+    rates: tuple[int, ...]  # offered req/s steps of the Kafka apps; the open-throttle step always follows
     step_s: float
     warmup_s: float
-    connections: int
-    wrk_threads: int
+    connections: int  # the open step's concurrency
+    max_in_flight: int  # at an offered rate: more connections are opened up to this many
     timeout_s: float
-    worker_trials: tuple[WorkerSetting, ...]  # for the gunicorn apps, each picks its best
-    hookstream_worker_trials: tuple[int, ...]  # Hookstream's worker counts to try
+    worker_trials: tuple[WorkerSetting, ...]  # for the baseline and the WSGI ceiling, each picks its best
     trial_s: float
-    worker_setting: WorkerSetting | None  # for every gunicorn app; None: each app's trial winner
-    hookstream_workers: int | None  # None: the trial's winner
+    worker_setting: WorkerSetting | None  # for the baseline and the WSGI ceiling; None: each one's winner
     open_max_rps: int  # sizes the open step's file of distinct pre-signed requests
     warm_records: int  # written before anything is measured: a cold broker JVM is several times slower
     perf_records: int
@@ -73,6 +90,8 @@ class BenchConfig:
     e2e_s: float
     profile_s: float
     endpoint_requests: int  # sequential in-process requests under cProfile
+    sink_events: int  # events through each sink comparison (index, archive)
+    codec_records: int
     out_dir: Path
     hookstream_env: tuple[tuple[str, str], ...]  # extra variables for the producer, to try a tuning
 
@@ -80,6 +99,15 @@ class BenchConfig:
     def steps(self) -> tuple[int, ...]:
         """Offered rates in order; 0 is the open throttle (as fast as the server answers)."""
         return (*self.rates, 0)
+
+    def steps_of(self, app: str) -> tuple[int, ...]:
+        """The ceilings answer without Kafka: only their open step means anything. The
+        producer's variants are compared with it at 1000 req/s and open."""
+        if app.endswith("_ceiling"):
+            return (0,)
+        if app.startswith("hookstream_"):
+            return (1000, 0)
+        return self.steps
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,10 +117,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--apps", help=f"comma-separated ingest apps (BENCH_APPS): {','.join(INGEST_APPS)}")
     parser.add_argument("--rates", help="offered req/s steps, e.g. 250,500,1000,2000 (BENCH_RATES)")
     parser.add_argument("--step-s", type=float, help="seconds per step (BENCH_STEP_S)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds of the ingest apps (BENCH_ROUNDS)")
     parser.add_argument(
-        "--workers", help="skip the gunicorn trials: this setting for every gunicorn app, e.g. gthread:16@2"
+        "--workers",
+        help="skip the gunicorn trials: this setting for the baseline and WSGI ceiling, e.g. gthread:16@2",
     )
-    parser.add_argument("--hookstream-workers", type=int, help="skip Hookstream's trial: this many workers")
     parser.add_argument("--out", type=Path, help="report folder (BENCH_OUT)")
     return parser
 
@@ -131,26 +160,20 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         "sync@2,gthread:16@2,gevent@2",
     )
     chosen = args.workers or env.get("BENCH_WORKERS")
-    hookstream_workers = args.hookstream_workers or env.get("BENCH_HOOKSTREAM_WORKERS")
     return BenchConfig(
         quick=quick,
         stages=_check(_csv(args.only or env.get("BENCH_ONLY")) or STAGES, STAGES, "stage"),
         apps=_check(_csv(args.apps or env.get("BENCH_APPS")) or INGEST_APPS, INGEST_APPS, "app"),
-        rates=tuple(
-            int(r) for r in _csv(pick(args.rates, "BENCH_RATES", "250,500,1000,2000", "250,1000")) or ()
-        ),
-        step_s=float(pick(args.step_s, "BENCH_STEP_S", "10", "3")),
+        rounds=int(pick(args.rounds, "BENCH_ROUNDS", "3", "3")),
+        rates=tuple(int(r) for r in _csv(pick(args.rates, "BENCH_RATES", "250,500,1000,2000", "1000")) or ()),
+        step_s=float(pick(args.step_s, "BENCH_STEP_S", "10", "4")),
         warmup_s=float(pick(None, "BENCH_WARMUP_S", "3", "1")),
         connections=int(pick(None, "BENCH_CONNECTIONS", "64", "64")),
-        wrk_threads=int(pick(None, "BENCH_WRK_THREADS", "1", "1")),
+        max_in_flight=int(pick(None, "BENCH_MAX_IN_FLIGHT", "1000", "1000")),
         timeout_s=float(pick(None, "BENCH_TIMEOUT_S", "5", "5")),
         worker_trials=tuple(WorkerSetting.parse(t) for t in _csv(trials) or ()),
-        hookstream_worker_trials=tuple(
-            int(n) for n in _csv(pick(None, "BENCH_HOOKSTREAM_WORKER_TRIALS", "1,2", "1,2")) or ()
-        ),
         trial_s=float(pick(None, "BENCH_TRIAL_S", "6", "3")),
         worker_setting=WorkerSetting.parse(chosen) if chosen else None,
-        hookstream_workers=int(hookstream_workers) if hookstream_workers else None,
         open_max_rps=int(pick(None, "BENCH_OPEN_MAX_RPS", "12000", "12000")),
         warm_records=int(pick(None, "BENCH_WARM_RECORDS", "100000", "30000")),
         perf_records=int(pick(None, "BENCH_PERF_RECORDS", "1000000", "100000")),
@@ -160,6 +183,8 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         e2e_s=float(pick(None, "BENCH_E2E_S", "20", "5")),
         profile_s=float(pick(None, "BENCH_PROFILE_S", "15", "5")),
         endpoint_requests=int(pick(None, "BENCH_ENDPOINT_REQUESTS", "3000", "1000")),
+        sink_events=int(pick(None, "BENCH_SINK_EVENTS", "1000000", "20000")),
+        codec_records=int(pick(None, "BENCH_CODEC_RECORDS", "200000", "20000")),
         out_dir=args.out or Path(pick(None, "BENCH_OUT", "docs/benchmarks", "build/bench")),
         hookstream_env=tuple(_pairs(env.get("BENCH_HOOKSTREAM_ENV", ""))),
     )

@@ -14,11 +14,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from bench import launch, payloads, promtext
+from bench.apps.signature import PATH
 from bench.config import WorkerSetting
 from bench.ingest import Workspace, load
+from bench.results import EndToEnd, LoopRate
 from bench.servers import Server, free_port, running
 from hookstream.kafka import ProducerConfig
 from hookstream.settings import Settings
@@ -77,7 +78,7 @@ def prefill(bootstrap: str, topic: str, count: int, prefix: str) -> float:
     return time.perf_counter() - started
 
 
-def raw_loop(bootstrap: str, topic: str, count: int, decode: bool = False) -> dict[str, Any]:
+def raw_loop(bootstrap: str, topic: str, count: int, decode: bool = False) -> LoopRate:
     group = "bench-rawloop-decode" if decode else "bench-rawloop"
     cmd = [
         sys.executable,
@@ -92,7 +93,9 @@ def raw_loop(bootstrap: str, topic: str, count: int, decode: bool = False) -> di
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, cwd=launch.REPO)
     if done.returncode != 0:
         raise RuntimeError(f"raw poll loop failed: {done.stderr.strip()[-400:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    name = "raw poll loop + Avro decode" if decode else "raw poll loop"
+    return LoopRate(name, found["events"], found["seconds"], found["events_per_s"], found["peak_rss_mb"])
 
 
 def _processed(metrics_url: str, group: str) -> float:
@@ -150,7 +153,7 @@ def sink_server(ws: Workspace) -> Server:
     return Server("notify-sink", argv, {}, port, ws.log_dir / "notify-sink.log", launch.REPO)
 
 
-def measure_group(ws: Workspace, group: str, topic: str, count: int) -> dict[str, Any]:
+def measure_group(ws: Workspace, group: str, topic: str, count: int, raw: LoopRate) -> LoopRate:
     extra: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         if group == "notifier":  # every event is one HTTP POST to the sink
@@ -161,25 +164,26 @@ def measure_group(ws: Workspace, group: str, topic: str, count: int) -> dict[str
         progress = wait_processed(url, group, count, 90, ws.cfg.group_cap_s)
         samples = promtext.scrape(url)
         memory = member.memory()
-    return {
-        "events": int(progress.processed),
-        "finished": progress.reached,
-        "seconds": round(progress.last_at - progress.first_at, 3) if progress.first_at else None,
-        "events_per_s": round(progress.rate, 1),
-        "dead_lettered": promtext.total(samples, "hookstream_consumer_dead_lettered_total", group=group),
-        "retries": promtext.total(samples, "hookstream_consumer_retries_total", group=group),
-        "peak_rss_mb": max((m.peak_rss_mb for m in memory), default=0.0),
-    }
+    return LoopRate(
+        name=group,
+        events=int(progress.processed),
+        seconds=round(progress.last_at - progress.first_at, 3) if progress.first_at else None,
+        events_per_s=round(progress.rate, 1),
+        peak_rss_mb=max((m.peak_rss_mb for m in memory), default=0.0),
+        finished=progress.reached,
+        dead_lettered=promtext.total(samples, "hookstream_consumer_dead_lettered_total", group=group),
+        fraction_of_raw=round(progress.rate / raw.events_per_s, 3) if raw.events_per_s else None,
+    )
 
 
-def end_to_end(ws: Workspace, setting: WorkerSetting) -> dict[str, Any]:
+def end_to_end(ws: Workspace, setting: WorkerSetting) -> EndToEnd:
     """Hookstream producer + indexer on a fresh topic; a steady rate for a while; the
     indexer's own end-to-end histogram (webhook received -> indexed durably) over that time."""
     cfg = ws.cfg
     topic = ws.broker.create_topic("bench-e2e")
     ws.broker.create_topic(f"{topic}-dlq")
     producer = launch.server("hookstream", free_port(), setting, ws.app_env(topic, "e2e"), ws.log_dir, "-e2e")
-    probe = ws.requests("e2e-probe", 1)
+    probe = ws.targets("e2e-probe", producer.url + PATH, 1)
     with running(producer, ready_probe=probe), running(consumer_server(ws, "indexer", topic)) as indexer:
         url = f"{indexer.url}/metrics"
         # the probe must be indexed first: the member has joined and owns every partition
@@ -199,13 +203,11 @@ def end_to_end(ws: Workspace, setting: WorkerSetting) -> dict[str, Any]:
         value = promtext.quantile(histogram, q)
         return None if value is None else round(value * 1000, 1)
 
-    return {
-        "offered_rps": cfg.e2e_rate,
-        "acked_rps": round(result.acked_rps, 1),
-        "http": result.as_dict(),
-        "indexed": int(histogram[-1][1]) if histogram else 0,
-        "caught_up": caught_up,
-        "p50_ms": ms(0.50),
-        "p99_ms": ms(0.99),
-        "note": "quantiles interpolated within the indexer's histogram buckets (5, 10, 25, 50, 100 ms ...)",
-    }
+    return EndToEnd(
+        offered_rps=cfg.e2e_rate,
+        acked_rps=round(result.acked_rps, 1),
+        indexed=int(histogram[-1][1]) if histogram else 0,
+        caught_up=caught_up,
+        p50_ms=ms(0.50),
+        p99_ms=ms(0.99),
+    )

@@ -1,8 +1,9 @@
 """How each app under test is started: the command line, its worker setting, its settings.
 
-The gunicorn apps (the baseline and both ceilings) run under the worker setting their trial
-chose; Hookstream under gunicorn with its own uvicorn worker class (only the worker count is
-chosen); the peer as its articles run it, under uvicorn with 2 workers.
+The producer (and its variants) runs as it ships, through `hookstream producer` with the
+settings of `producer.gunicorn_conf`; the Flask ceiling under that same worker setting, so
+their CPU per request compare; the baseline and the WSGI ceiling under the setting their own
+trials chose; the peer as its articles run it, under uvicorn with 2 workers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ GUNICORN_MODULES = {
     "flask_ceiling": "bench.apps.flask_ceiling:app",
     "wsgi_ceiling": "bench.apps.wsgi_ceiling:app",
 }
-USES_KAFKA = ("hookstream", "baseline", "peer")
+USES_KAFKA = ("hookstream", "baseline", "peer", "hookstream_redis", "hookstream_registry")
+
+
+def is_producer(app: str) -> bool:
+    return app == "hookstream" or app.startswith("hookstream_")
 
 
 def _gunicorn_flags(setting: WorkerSetting) -> list[str]:
@@ -35,9 +40,8 @@ def _gunicorn_flags(setting: WorkerSetting) -> list[str]:
 
 def command(app: str, port: int, setting: WorkerSetting) -> list[str]:
     bind = f"127.0.0.1:{port}"
-    if app == "hookstream":
-        # Its worker class is fixed (uvicorn on uvloop + httptools): only the count applies.
-        return [str(BIN / "hookstream"), "producer", "--bind", bind, "--workers", str(setting.workers)]
+    if is_producer(app):
+        return [str(BIN / "hookstream"), "producer", "--bind", bind]  # everything else from gunicorn_conf
     if app == "peer":
         return [
             sys.executable, "-m", "uvicorn", "bench.apps.peer:app", "--host", "127.0.0.1",

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
+import psutil
+
+from bench.loadgen import VEGETA_MODULE
+from bench.results import Machine
 from hookstream_dev.kafka import KAFKA_VERSION
 
-PACKAGES = ("flask", "gunicorn", "gevent", "confluent-kafka", "fastavro", "fastapi", "uvicorn", "uvloop",
-            "httptools", "aiokafka", "prometheus-client")  # fmt: skip
+PACKAGES = ("flask", "gunicorn", "gevent", "confluent-kafka", "fastavro", "redis", "fastapi", "uvicorn",
+            "aiokafka", "prometheus-client")  # fmt: skip
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -31,14 +33,7 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def _memory_gib() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return round(int(line.split()[1]) / 1024 / 1024, 1)
-    return 0.0
-
-
-def describe(repo: Path) -> dict[str, Any]:
+def describe(repo: Path) -> Machine:
     import confluent_kafka
 
     versions: dict[str, str] = {"python": platform.python_version(), "kafka": KAFKA_VERSION}
@@ -47,13 +42,13 @@ def describe(repo: Path) -> dict[str, Any]:
             versions[name] = metadata.version(name)
     versions["librdkafka"] = confluent_kafka.libversion()[0]
     versions["java"] = _first_line(["java", "-version"])
-    versions["wrk"] = _first_line(["wrk", "-v"])
-    return {
-        "cores": os.cpu_count(),
-        "memory_gib": _memory_gib(),
-        "cpu_model": _cpu_model(),
-        "kernel": platform.release(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "git_commit": _first_line(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"]),
-        "versions": versions,
-    }
+    versions["vegeta"] = VEGETA_MODULE.rpartition("@")[2]  # `make bench` installs this version
+    return Machine(
+        cores=psutil.cpu_count() or 1,
+        memory_gib=round(psutil.virtual_memory().total / 2**30, 1),
+        cpu_model=_cpu_model(),
+        kernel=platform.release(),
+        load_average_at_start=tuple(round(x, 2) for x in psutil.getloadavg()),
+        git_commit=_first_line(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"]),
+        versions=versions,
+    )

@@ -6,6 +6,7 @@ the stages after it, so one broken app never costs the rest of a run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -13,21 +14,23 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from bench import groups, launch, machine, report, trials, wrk
+from bench import groups, launch, loadgen, machine, report, store_latency, trials
 from bench.broker import BenchBroker, producer_performance
-from bench.config import GUNICORN_APPS, BenchConfig, WorkerSetting, load_config
-from bench.ingest import Workspace, measure_app
+from bench.config import BenchConfig, WorkerSetting, load_config
+from bench.ingest import Workspace, interleaved, measure_app, summarize_app
 from bench.profile import profile_endpoint, profile_producer
-from hookstream_dev.process import java_binary
+from bench.results import AppRun, AppSummary, BrokerLimit, Comparison, Consumers, Results, Trial, WorkerChoice
+from hookstream_dev.process import free_port_block, java_binary
 
 T = TypeVar("T")
-KAFKA_APPS = ("hookstream", "baseline", "peer")  # stepped; the ceilings only need the open step
-TRIED = launch.REPO / "docs" / "benchmarks" / "what-was-tried.md"
+TRIED_APPS = ("baseline", "wsgi_ceiling")  # their worker setting is theirs to choose: each at its best
+STORE_CALLS = 5000
 
 
 class Run:
@@ -50,117 +53,156 @@ class Run:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def worker_trials(self) -> list[dict[str, Any]]:
-        """Open-throttle runs of each app under each setting it may choose from: Hookstream's
-        worker counts, and the gunicorn apps' worker classes and sizes."""
-        cfg = self.cfg
-        plan: list[tuple[str, WorkerSetting]] = []
-        if cfg.hookstream_workers is None and "hookstream" in cfg.apps:
-            plan += [("hookstream", WorkerSetting.uvicorn(n)) for n in cfg.hookstream_worker_trials]
-        if cfg.worker_setting is None:
-            plan += [(app, s) for s in cfg.worker_trials for app in GUNICORN_APPS if app in cfg.apps]
-        found: list[dict[str, Any]] = []
+    def worker_trials(self, tried: tuple[str, ...]) -> list[Trial]:
+        """Open-throttle runs of each app in `tried` under each gunicorn setting."""
+        found: list[Trial] = []
+        plan = [(app, s) for s in self.cfg.worker_trials for app in tried if app in self.cfg.apps]
         for i, (app, setting) in enumerate(plan):
-            trial_run = partial(measure_app, self.ws, app, setting, (0,), cfg.trial_s, f"-trial{i}")
-            result = self.stage(f"trial {app} {setting.label}", trial_run)
-            if result:
-                found.append(trials.trial_record(app, setting.label, result["steps"][0]))
-            else:
-                found.append({"app": app, "setting": setting.label, "error": "failed"})
+            name = f"trial {app} {setting.label}"
+            result = self.stage(
+                name, partial(measure_app, self.ws, app, setting, (0,), self.cfg.trial_s, f"-trial{i}", 0)
+            )
+            found.append(
+                trials.trial_of(result) if result else trials.failed(app, setting.label, self.failures[name])
+            )
         return found
 
-    def choose_settings(self, found: list[dict[str, Any]]) -> dict[str, tuple[WorkerSetting, str]]:
-        """Each app's setting and why: a flag's, else its trial's winner, else a default."""
-        cfg = self.cfg
-        tried = {s.label: s for s in cfg.worker_trials}
-        tried.update((f"uvicorn@{n}", WorkerSetting.uvicorn(n)) for n in cfg.hookstream_worker_trials)
-
-        def pick(
-            app: str, given: WorkerSetting | None, flag: str, default: WorkerSetting
-        ) -> tuple[WorkerSetting, str]:
-            if given is not None:
-                return given, f"given by {flag}"
-            won = trials.choose(found, app)
-            if won:
-                return tried[won[0]], won[1]
-            return default, "no trial of it ran: the default"
-
-        given_hookstream = WorkerSetting.uvicorn(cfg.hookstream_workers) if cfg.hookstream_workers else None
-        chosen = {
-            "hookstream": pick(
-                "hookstream", given_hookstream, "--hookstream-workers", WorkerSetting.uvicorn(2)
-            ),
-            "peer": (launch.PEER, "fixed: uvicorn with 2 workers, as articles 001 and 004 run it"),
-        }
-        for app in GUNICORN_APPS:
-            chosen[app] = pick(app, cfg.worker_setting, "--workers", WorkerSetting("gthread", 2, 32))
-        return chosen
-
-    def ingest(self, settings: dict[str, WorkerSetting]) -> dict[str, Any]:
-        apps: dict[str, Any] = {}
-        for app in self.cfg.apps:
-            steps = self.cfg.steps if app in KAFKA_APPS else (0,)
-            name = f"ingest {app}"
-            measure = partial(measure_app, self.ws, app, settings[app], steps, self.cfg.step_s)
+    def ingest(self, settings: dict[str, WorkerSetting]) -> list[AppRun]:
+        """Every app, round after round, in the same order each round."""
+        runs: list[AppRun] = []
+        for round_no, app in interleaved(self.cfg.apps, self.cfg.rounds):
+            name = f"ingest {app} round {round_no}"
+            measure = partial(
+                measure_app,
+                self.ws,
+                app,
+                settings[app],
+                self.cfg.steps_of(app),
+                self.cfg.step_s,
+                f"-r{round_no}",
+                round_no,
+            )
             result = self.stage(name, measure)
-            apps[app] = result or {"app": app, "error": self.failures.get(name, "failed")}
             if result:
-                self.log(f"{name}: " + ", ".join(map(_brief, result["steps"])))
-        return apps
+                runs.append(result)
+                self.log(
+                    f"{name}: "
+                    + ", ".join(
+                        f"{s.offered_rps or 'open'}->{s.acked_rps:.0f}/s p99 {s.latency_ms.p99:.1f}ms"
+                        for s in result.steps
+                    )
+                )
+        return runs
 
-    def broker_limit(self, hookstream_rps: float | None) -> dict[str, Any]:
+    def broker_limit(self, hookstream_rps: float | None) -> BrokerLimit:
         size = groups.record_size()
         topic = self.ws.broker.create_topic("bench-perf")
         perf = producer_performance(self.ws.broker.bootstrap, topic, self.cfg.perf_records, size)
         times = round(perf.records_per_s / hookstream_rps, 1) if hookstream_rps else None
-        return {"record_size": size, **perf.__dict__, "times_hookstream": times}
+        return BrokerLimit(
+            size, perf.records, perf.records_per_s, perf.mb_per_s, perf.p50_ms, perf.p99_ms, times
+        )
 
-    def consumers(self) -> dict[str, Any]:
+    def consumers(self) -> Consumers:
         count, bootstrap = self.cfg.prefill_events, self.ws.broker.bootstrap
         topic = self.ws.broker.create_topic("bench-consume")
         self.ws.broker.create_topic(f"{topic}-dlq")  # where poison would go (app_env names it)
         fill_s = groups.prefill(bootstrap, topic, count, f"{self.ws.run_id}-prefill")
         raw = groups.raw_loop(bootstrap, topic, count)
         decoding = groups.raw_loop(bootstrap, topic, count, decode=True)
-        self.log(
-            f"raw poll loop: {raw['events_per_s']:.0f} events/s, {decoding['events_per_s']:.0f} decoding"
-        )
-        measured: dict[str, Any] = {}
+        self.log(f"raw poll loop: {raw.events_per_s:.0f} events/s, {decoding.events_per_s:.0f} decoding")
+        measured = []
         for group in groups.GROUPS:
             result = self.stage(
-                f"consumer {group}", partial(groups.measure_group, self.ws, group, topic, count)
+                f"consumer {group}", partial(groups.measure_group, self.ws, group, topic, count, raw)
             )
             if result:
-                result["fraction_of_raw"] = round(result["events_per_s"] / raw["events_per_s"], 3)
-                self.log(f"consumer {group}: {result['events_per_s']:.0f} events/s")
-            measured[group] = result or {"error": self.failures.get(f"consumer {group}", "failed")}
-        return {
-            "prefill_events": count,
-            "prefill_s": round(fill_s, 1),
-            "raw_poll_loop": raw,
-            "raw_poll_loop_decoding": decoding,
-            "groups": measured,
-        }
+                measured.append(result)
+                self.log(f"consumer {group}: {result.events_per_s:.0f} events/s")
+        return Consumers(count, round(fill_s, 1), raw, decoding, tuple(measured))
 
 
-def _brief(step: dict[str, Any]) -> str:
-    return f"{step['offered_rps'] or 'open'}->{step['acked_rps']:.0f}/s p99 {step['latency_ms']['p99']:.1f}ms"
+def choose_settings(
+    cfg: BenchConfig, found: list[Trial], producer: WorkerSetting
+) -> dict[str, tuple[WorkerSetting, str]]:
+    """Each app's worker setting and what chose it."""
+    tried = {s.label: s for s in cfg.worker_trials}
+
+    def own_best(app: str) -> tuple[WorkerSetting, str]:
+        if cfg.worker_setting is not None:
+            return cfg.worker_setting, "given by --workers"
+        won = trials.choose(found, app)
+        return (
+            (tried[won[0]], won[1])
+            if won
+            else (WorkerSetting("gthread", 2, 32), "no trial of it ran: the default")
+        )
+
+    shipped = (producer, "producer.gunicorn_conf: the producer as it ships")
+    chosen = {app: shipped for app in cfg.apps if launch.is_producer(app)}
+    chosen["peer"] = (launch.PEER, "fixed: uvicorn with 2 workers, as articles 001 and 004 run it")
+    chosen["flask_ceiling"] = (
+        (producer, "the producer's worker setting, so their CPU per request compare")
+        if producer.is_gunicorn_class
+        else own_best("flask_ceiling")
+    )
+    for app in TRIED_APPS:
+        chosen[app] = own_best(app)
+    return chosen
 
 
-def _memory(results: dict[str, Any]) -> dict[str, list[float]]:
-    """Peak RSS per worker of each app, and per consumer process."""
-    memory: dict[str, list[float]] = {}
-    for name, app in results.get("apps", {}).items():
-        workers = [p["peak_rss_mb"] for p in app.get("peak_rss_mb", []) if p["role"] == "worker"]
-        if workers:
-            memory[f"{name} workers"] = workers
-    consumers = results.get("consumers", {})
-    if consumers.get("raw_poll_loop"):
-        memory["raw poll loop"] = [consumers["raw_poll_loop"]["peak_rss_mb"]]
-    for group, result in consumers.get("groups", {}).items():
-        if "peak_rss_mb" in result:
-            memory[f"consumer {group}"] = [result["peak_rss_mb"]]
-    return memory
+def comparisons(summaries: list[AppSummary]) -> list[Comparison]:
+    """The producer's variants against the plain producer of the same rounds."""
+    by_app = {s.app: s for s in summaries}
+    plain = by_app.get("hookstream")
+
+    def rps(summary: AppSummary | None) -> float | None:
+        return summary.acked_rps.median if summary and summary.acked_rps else None
+
+    def p99(summary: AppSummary | None) -> float | None:
+        return summary.p99_ms_at_1000.median if summary and summary.p99_ms_at_1000 else None
+
+    found = []
+    if "hookstream_redis" in by_app:
+        redis = by_app["hookstream_redis"]
+        found += [
+            Comparison(
+                "producer with Redis dedupe, acked req/s",
+                rps(redis),
+                "embedded (SQLite) dedupe",
+                rps(plain),
+                "req/s",
+                floor=0.9,
+            ),
+            Comparison(
+                "producer with Redis dedupe, p99 at 1000 req/s",
+                p99(redis),
+                "embedded (SQLite) dedupe",
+                p99(plain),
+                "ms",
+                ceiling=20.0,
+            ),
+        ]
+    if "hookstream_registry" in by_app:
+        found.append(
+            Comparison(
+                "producer with the registry's framing, acked req/s",
+                rps(by_app["hookstream_registry"]),
+                "without it",
+                rps(plain),
+                "req/s",
+                floor=0.95,
+            )
+        )
+    return found
+
+
+def _store_comparisons(measured: list[store_latency.StoreLatency]) -> list[Comparison]:
+    by_store = {m.store: m for m in measured}
+    sqlite, redis = by_store.get("sqlite"), by_store.get("redis")
+    if sqlite is None or redis is None:
+        return []
+    return [Comparison("dedupe store add p99, Redis", redis.p99_ms, "embedded SQLite", sqlite.p99_ms, "ms")]
 
 
 def _warm_up(ws: Workspace) -> float:
@@ -170,36 +212,73 @@ def _warm_up(ws: Workspace) -> float:
     return groups.prefill(ws.broker.bootstrap, topic, ws.cfg.warm_records, f"{ws.run_id}-warmup")
 
 
-def _execute(cfg: BenchConfig, run: Run, results: dict[str, Any]) -> None:
-    run.stage("broker warm-up", partial(_warm_up, run.ws))
-    found = run.stage("worker trials", run.worker_trials) if "workers" in cfg.stages else None
-    if found:
-        results["worker_trials"] = found
-    chosen = run.choose_settings(found or [])
-    results["worker_choice"] = {app: {"setting": s.label, "why": why} for app, (s, why) in chosen.items()}
-    settings = {app: setting for app, (setting, _) in chosen.items()}
-    for app, (setting, why) in chosen.items():
-        run.log(f"{app}: {setting.label} ({why})")
+def _side_servers(cfg: BenchConfig, home: Path, stack: contextlib.ExitStack) -> dict[str, dict[str, str]]:
+    """Redis and the schema registry for the producer's variants, when they are in the run."""
+    extra: dict[str, dict[str, str]] = {}
+    if "hookstream_redis" in cfg.apps:
+        from hookstream_dev.redis import LocalRedis
+
+        redis = LocalRedis(home / "redis", port=free_port_block(1))
+        redis.start()
+        stack.callback(redis.stop)
+        extra["hookstream_redis"] = {"HOOKSTREAM_REDIS_URL": redis.url}
+    if "hookstream_registry" in cfg.apps:
+        from hookstream_dev.registry import LocalRegistry
+
+        registry = LocalRegistry(home / "registry", port=free_port_block(2))
+        registry.start()
+        stack.callback(registry.stop)
+        extra["hookstream_registry"] = {"HOOKSTREAM_SCHEMA_REGISTRY_URL": registry.url}
+    return extra
+
+
+def _execute(run: Run, results: Results) -> None:
+    cfg, ws = run.cfg, run.ws
+    run.stage("broker warm-up", partial(_warm_up, ws))
+    producer = WorkerSetting.of_producer()
+    tried = TRIED_APPS if producer.is_gunicorn_class else (*TRIED_APPS, "flask_ceiling")
+    if "workers" in cfg.stages and cfg.worker_setting is None:
+        results.trials = run.stage("worker trials", partial(run.worker_trials, tried)) or []
+    chosen = choose_settings(cfg, results.trials, producer)
+    results.worker_choice = [
+        WorkerChoice(app, s.label, why) for app, (s, why) in chosen.items() if app in cfg.apps
+    ]
+    for choice in results.worker_choice:
+        run.log(f"{choice.app}: {choice.setting} ({choice.why})")
     if "ingest" in cfg.stages:
-        results["apps"] = run.ingest(settings)
-    hookstream_rps = results.get("apps", {}).get("hookstream", {}).get("peak_acked_rps")
+        results.runs = run.ingest({app: setting for app, (setting, _) in chosen.items()})
+        results.summaries = [
+            summarize_app([r for r in results.runs if r.app == app])
+            for app in cfg.apps
+            if any(r.app == app for r in results.runs)
+        ]
+        results.ingest = report.headline(results.summaries)
+        results.comparisons = comparisons(results.summaries)
+    redis_url = ws.app_extra_env.get("hookstream_redis", {}).get("HOOKSTREAM_REDIS_URL")
+    measured = run.stage(
+        "store latency", partial(store_latency.both, ws.tmp / "store", redis_url, STORE_CALLS)
+    )
+    if measured:
+        results.extra.update((f"dedupe store: {m.store}", m) for m in measured)
+        results.comparisons += _store_comparisons(measured)
     if "broker" in cfg.stages:
-        results["broker"] = run.stage("broker limit", partial(run.broker_limit, hookstream_rps)) or {}
+        hookstream_rps = results.ingest.hookstream_rps if results.ingest else None
+        results.broker = run.stage("broker limit", partial(run.broker_limit, hookstream_rps))
     if "consumers" in cfg.stages:
-        results["consumers"] = run.stage("consumers", run.consumers) or {}
-    hookstream = settings["hookstream"]
+        results.consumers = run.stage("consumers", run.consumers)
     if "e2e" in cfg.stages:
-        results["end_to_end"] = run.stage("end to end", partial(groups.end_to_end, run.ws, hookstream)) or {}
+        results.end_to_end = run.stage("end to end", partial(groups.end_to_end, ws, producer))
     if "profile" in cfg.stages:
-        results["profile"] = run.stage("profile", partial(profile_producer, run.ws, hookstream)) or {}
-        endpoint = partial(profile_endpoint, run.ws, cfg.endpoint_requests)
-        results["profile"]["endpoint"] = run.stage("endpoint profile", endpoint) or {}
+        results.profile = run.stage("profile", partial(profile_producer, ws, producer))
+        results.endpoint_profile = run.stage(
+            "endpoint profile", partial(profile_endpoint, ws, cfg.endpoint_requests)
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = load_config(sys.argv[1:] if argv is None else argv, os.environ)
     try:
-        wrk.wrk_binary()
+        loadgen.vegeta_binary()
         java_binary()
     except Exception as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -207,31 +286,33 @@ def main(argv: list[str] | None = None) -> int:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     # The broker and the apps run in sessions of their own: a terminated run must still stop them.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    results: dict[str, Any] = {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if cfg.quick else "full",
-        "machine": machine.describe(launch.REPO),
-        "config": {
-            k: str(v) if isinstance(v, Path) else v
-            for k, v in cfg.__dict__.items()
-            if k not in ("worker_trials", "worker_setting")
-        },
-    }
-    with tempfile.TemporaryDirectory(prefix="hookstream-bench-") as tmp:
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()}
+    config["worker_trials"] = [s.label for s in cfg.worker_trials]
+    config["worker_setting"] = cfg.worker_setting.label if cfg.worker_setting else None
+    results = Results(
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        mode="quick" if cfg.quick else "full",
+        machine=machine.describe(launch.REPO),
+        config=config,
+    )
+    with tempfile.TemporaryDirectory(prefix="hookstream-bench-") as tmp, contextlib.ExitStack() as stack:
         home = Path(tmp)
-        with BenchBroker(home / "kafka") as broker:
-            ws = Workspace(cfg, broker, home, uuid.uuid4().hex[:8])
-            run = Run(cfg, ws)
-            run.log(f"broker on {broker.bootstrap}; {results['mode']} run, stages {','.join(cfg.stages)}")
-            _execute(cfg, run, results)
-            results["memory"] = _memory(results)
-            if TRIED.exists():  # history the harness cannot measure, kept by hand beside the report
-                results["what_was_tried"] = TRIED.read_text()
-            results["failures"] = run.failures
-            results["duration_s"] = round(time.monotonic() - run.started, 1)
-            results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-            final = report.summarize(results)
-            paths = report.write(final, cfg.out_dir)
-    print(report.markdown(final).split("## Ingest, step by step")[0])
+        broker = stack.enter_context(BenchBroker(home / "kafka"))
+        ws = Workspace(cfg, broker, home, uuid.uuid4().hex[:8])
+        run = Run(cfg, ws)
+        run.log(f"broker on {broker.bootstrap}; {results.mode} run, stages {','.join(cfg.stages)}")
+        extra = run.stage("side servers", partial(_side_servers, cfg, home, stack))
+        run.ws = ws = replace(ws, app_extra_env=extra or {})
+        if extra is None:  # without them, the variants cannot run
+            cfg = run.cfg = replace(cfg, apps=tuple(a for a in cfg.apps if not a.startswith("hookstream_")))
+            ws = run.ws = replace(ws, cfg=cfg)
+        _execute(run, results)
+        ingest = results.ingest or report.headline([])
+        results.targets = report.targets(ingest, results.comparisons, results.consumers, results.end_to_end)
+        results.failures = run.failures
+        results.duration_s = round(time.monotonic() - run.started, 1)
+        results.load_average_at_end = tuple(round(x, 2) for x in os.getloadavg())
+        paths = report.write(results, cfg.out_dir)
+    print(report.markdown(results).split("## Every round, step by step")[0])
     print("wrote " + ", ".join(str(p) for p in paths))
     return 1 if run.failures else 0

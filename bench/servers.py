@@ -11,12 +11,17 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
+
+from bench.payloads import read_target
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -40,50 +45,65 @@ class ProcessMemory:
     peak_rss_mb: float
 
 
-def _status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def descendants(root: int) -> list[int]:
-    """Every living process below `root`, found through the kernel's parent links."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                # the command name may hold spaces and parentheses: split after the last ")"
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        found += children
-        frontier += children
-    return found
+def tree(root: int) -> list[psutil.Process]:
+    """`root` and every living process below it."""
+    try:
+        process = psutil.Process(root)
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def cpu_seconds(root: int) -> float:
     """CPU time (user + system) used so far by `root` and its living descendants."""
-    total = 0
-    for pid in [root, *descendants(root)]:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for process in tree(root):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
-def peak_memory(root: int) -> list[ProcessMemory]:
-    """Peak resident set (VmHWM) of `root` and each descendant, read before they exit."""
-    result = []
-    for pid in [root, *descendants(root)]:
-        with contextlib.suppress(OSError):
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            command = " ".join(part.decode(errors="replace") for part in argv[:4] if part)
-            role = "main" if pid == root else "helper" if "resource_tracker" in command else "worker"
-            result.append(ProcessMemory(pid, role, command, round(_status_kb(pid, "VmHWM") / 1024, 1)))
-    return result
+class PeakMemory:
+    """The highest resident set each process of a tree reached, sampled while it runs (psutil
+    reads the current RSS only, so a sampler keeps the peak)."""
+
+    INTERVAL_S = 0.25
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.peaks: dict[int, ProcessMemory] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"rss-{root}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.INTERVAL_S):
+            self.sample()
+
+    def sample(self) -> None:
+        for process in tree(self.root):
+            with contextlib.suppress(psutil.Error):
+                rss_mb = round(process.memory_info().rss / 2**20, 1)
+                known = self.peaks.get(process.pid)
+                if known is None:
+                    command = " ".join(process.cmdline()[:4])
+                    role = (
+                        "main"
+                        if process.pid == self.root
+                        else "helper"
+                        if "resource_tracker" in command
+                        else "worker"
+                    )
+                    known = ProcessMemory(process.pid, role, command, 0.0)
+                if rss_mb > known.peak_rss_mb:
+                    self.peaks[process.pid] = ProcessMemory(known.pid, known.role, known.command, rss_mb)
+
+    def stop(self) -> list[ProcessMemory]:
+        self.sample()
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return list(self.peaks.values())
 
 
 @dataclass
@@ -97,14 +117,15 @@ class Server:
     log_path: Path
     cwd: Path
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _memory: PeakMemory | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, ready_probe: Path | None = None) -> None:
-        """Launch, then wait until the port listens and (if given) one signed request from
-        `ready_probe` (a request-file line) is answered 2xx: the whole path works."""
+        """Launch, then wait until the port listens and (if given) the first signed request of
+        `ready_probe` (a targets file) is answered 2xx: the whole path works."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 list(self.argv), env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
@@ -118,6 +139,7 @@ class Server:
             time.sleep(0.2)
         if ready_probe is not None:
             self._probe(ready_probe, deadline)
+        self._memory = PeakMemory(self.process.pid)
 
     def _listening(self) -> bool:
         with socket.socket() as sock:
@@ -128,17 +150,14 @@ class Server:
         if self.process is not None and self.process.poll() is not None:
             raise ServerError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
 
-    def _probe(self, line_file: Path, deadline: float) -> None:
+    def _probe(self, targets: Path, deadline: float) -> None:
         from bench.apps.signature import PATH
 
-        signature, body = line_file.read_bytes().split(b"\n", 1)[0].split(b"\t", 1)
+        body, headers = read_target(targets)
         last = ""
         while time.monotonic() < deadline:
             self._check_alive()
-            req = urllib.request.Request(
-                self.url + PATH, data=body, method="POST",
-                headers={"Content-Type": "application/json", "X-Fastio-Signature": signature.decode()},
-            )  # fmt: skip
+            req = urllib.request.Request(self.url + PATH, data=body, method="POST", headers=headers)
             try:
                 with urllib.request.urlopen(req, timeout=10) as response:
                     if 200 <= response.status < 300:
@@ -154,10 +173,13 @@ class Server:
         return cpu_seconds(self.process.pid) if self.process else 0.0
 
     def memory(self) -> list[ProcessMemory]:
-        return peak_memory(self.process.pid) if self.process else []
+        """Peak RSS of each process since the server answered; stops the sampling."""
+        return self._memory.stop() if self._memory else []
 
     def stop(self) -> None:
         """SIGTERM the group (a graceful gunicorn/uvicorn shutdown), SIGKILL it if it lingers."""
+        if self._memory is not None:
+            self._memory.stop()
         if self.process is None or self.process.poll() is not None:
             return
         pgid = self.process.pid  # its own session: the group id is the pid we started

@@ -1,67 +1,54 @@
-"""Which worker setting won a trial, and why, in words the report can print.
+"""Which worker setting won a trial, with the figures that decided it.
 
-Each app is tried at open throttle under each setting it can run with: the gunicorn apps
-(the baseline and both ceilings) under each worker class and size, Hookstream (whose class
-is fixed) under each worker count. The winner is the setting that acknowledged the most
-requests without errors; the reason quotes the numbers that decided it, including the cores
-the app kept busy and its CPU per request, which usually say why (a sync worker idles through
-every flush; one event loop cannot use a second core).
+The baseline and the WSGI ceiling are each tried at open throttle under every gunicorn
+setting in `BENCH_WORKER_TRIALS`; the winner is the one that acknowledged the most requests
+without errors, so each is compared at its best.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+
+from bench.results import AppRun, Trial
 
 NOISE = 0.05  # run-to-run spread of an open-throttle trial on a shared 2-core box
 
 
-def trial_record(app: str, label: str, step: dict[str, Any]) -> dict[str, Any]:
+def trial_of(run: AppRun) -> Trial:
     """What the report keeps of one trial: its open-throttle step, briefly."""
-    return {
-        "app": app,
-        "setting": label,
-        "acked_rps": step["acked_rps"],
-        "p99_ms": step["latency_ms"]["p99"],
-        "errors": step["errors"],
-        "cores_app": step.get("cores_busy", {}).get("app"),
-        "cpu_ms_per_request": step.get("cpu_ms_per_acked_request", {}).get("app"),
-    }
+    step = run.steps[0]
+    return Trial(
+        app=run.app,
+        setting=run.setting,
+        acked_rps=round(step.acked_rps, 1),
+        p99_ms=step.latency_ms.p99,
+        errors=step.errors,
+        cores_app=step.cores_app,
+        cpu_ms_per_request=round(step.cpu_ms_per_request, 3) if step.cpu_ms_per_request else None,
+    )
 
 
-def _rank(trial: dict[str, Any]) -> tuple[bool, float]:
-    return trial["errors"] == 0, trial["acked_rps"]
+def failed(app: str, setting: str, why: str) -> Trial:
+    return Trial(app, setting, None, None, None, None, None, failure=why)
 
 
-def _cost(trial: dict[str, Any]) -> str:
-    if trial.get("cores_app") is None:
-        return ""
-    cost = f", {trial['cpu_ms_per_request']} ms CPU per request" if trial.get("cpu_ms_per_request") else ""
-    return f"{trial['cores_app']} cores busy{cost}"
+def _rank(trial: Trial) -> tuple[bool, float]:
+    return trial.errors == 0, trial.acked_rps or 0.0
 
 
-def choose(trials: list[dict[str, Any]], app: str) -> tuple[str, str] | None:
-    """The winning setting's label for `app` and why it won; None when no trial of it ran."""
-    measured = sorted((t for t in trials if t["app"] == app and "acked_rps" in t), key=_rank, reverse=True)
+def choose(trials: Sequence[Trial], app: str) -> tuple[str, str] | None:
+    """The winning setting's label for `app` and the figures behind it; None when no trial ran."""
+    measured = sorted(
+        (t for t in trials if t.app == app and t.acked_rps is not None), key=_rank, reverse=True
+    )
     if not measured:
         return None
     best, *others = measured
-    why = f"{best['acked_rps']:,.0f} acked req/s with {best['errors']} errors ({_cost(best)})"
-    if not others:
-        return best["setting"], why + "; the only setting that ran"
-    faster = [t for t in others if t["acked_rps"] > best["acked_rps"]]  # only ever ones with errors
-    if faster:
-        why += "; faster settings had errors: " + ", ".join(
-            f"{t['setting']} {t['acked_rps']:,.0f}/s with {t['errors']} errors" for t in faster
-        )
-    second = max(others, key=lambda t: t["acked_rps"] if t not in faster else -1.0)
-    if second not in faster:
-        why += f"; runner-up {second['setting']} {second['acked_rps']:,.0f}/s ({_cost(second)})"
-        lead = best["acked_rps"] / second["acked_rps"] - 1 if second["acked_rps"] else 1.0
-        if lead < NOISE:
-            why += f", within the {NOISE:.0%} run-to-run noise, so either would do"
-        else:
-            why += f", the winner {lead:.0%} ahead"
-    worst = min(others, key=lambda t: t["acked_rps"])
-    if worst is not second and worst not in faster:
-        why += f"; slowest {worst['setting']} {worst['acked_rps']:,.0f}/s ({_cost(worst)})"
-    return best["setting"], why
+    why = f"{best.acked_rps:,.0f} req/s, {best.errors} errors, {best.cpu_ms_per_request} ms CPU/req"
+    clean = [t for t in others if t.errors == 0]
+    if clean:
+        second = clean[0]
+        lead = (best.acked_rps or 0.0) / (second.acked_rps or 1.0) - 1
+        noise = " (within noise)" if lead < NOISE else ""
+        why += f"; runner-up {second.setting} {second.acked_rps:,.0f} req/s, {lead:+.0%}{noise}"
+    return best.setting, why

@@ -8,6 +8,7 @@ from bench import promtext
 from bench.broker import parse_perf_output
 from bench.config import WorkerSetting, load_config
 from bench.profile import parse_collapsed, summarize
+from bench.results import Share
 
 
 def test_quick_mode_from_the_environment_and_flags_win() -> None:
@@ -36,17 +37,27 @@ def test_worker_setting_round_trips_through_its_label() -> None:
     assert WorkerSetting.parse("sync@2").label == "sync@2"
     with pytest.raises(ValueError, match="class must be"):
         WorkerSetting.parse("tornado@2")
-    with pytest.raises(ValueError, match="class must be"):
-        WorkerSetting.parse("uvicorn@2")  # Hookstream's fixed class is not a gunicorn choice
-    assert WorkerSetting.uvicorn(1).label == "uvicorn@1"
+    assert WorkerSetting.uvicorn(1).label == "uvicorn@1" and not WorkerSetting.uvicorn(1).is_gunicorn_class
 
 
-def test_hookstream_tries_worker_counts_unless_one_is_given() -> None:
-    cfg = load_config([], {})
-    assert cfg.hookstream_worker_trials == (1, 2) and cfg.hookstream_workers is None
-    assert all(s.worker_class in ("sync", "gthread", "gevent") for s in cfg.worker_trials)
-    assert load_config(["--hookstream-workers", "2"], {}).hookstream_workers == 2
-    assert load_config([], {"BENCH_HOOKSTREAM_WORKERS": "1"}).hookstream_workers == 1
+def test_the_producer_runs_as_gunicorn_conf_ships_it() -> None:
+    from producer import gunicorn_conf
+
+    setting = WorkerSetting.of_producer()
+    assert setting.workers == gunicorn_conf.workers
+    assert gunicorn_conf.worker_class.endswith(setting.worker_class)
+
+
+def test_every_round_has_the_same_structure_in_quick_and_full_mode() -> None:
+    full, quick = load_config([], {}), load_config([], {"BENCH_QUICK": "1"})
+    assert full.rounds == quick.rounds == 3
+    assert full.apps == quick.apps and full.stages == quick.stages
+    assert 1000 in quick.rates and quick.step_s < full.step_s
+    for cfg in (full, quick):
+        assert cfg.steps_of("flask_ceiling") == (0,)
+        assert cfg.steps_of("hookstream_redis") == (1000, 0)
+        assert cfg.steps_of("hookstream") == cfg.steps_of("baseline") == (*cfg.rates, 0)
+    assert load_config(["--rounds", "5"], {"BENCH_ROUNDS": "4"}).rounds == 5
 
 
 METRICS = """# TYPE lat histogram
@@ -95,13 +106,13 @@ def test_profile_charges_each_sample_to_the_outermost_part_it_was_in() -> None:
         "emit (/usr/lib/python3.11/logging/__init__.py:1);dumps (/usr/lib/python3.11/json/__init__.py:2) 10\n"
         "run (/v/site-packages/gunicorn/workers/gthread.py:1);recv (/usr/lib/python3.11/socket.py:3) 10\n"
     )
-    summary = summarize(stacks)
-    assert summary["samples"] == 50
-    assert summary["self"][0] == {"name": "publish (producer/publisher.py)", "pct": 60.0}
-    parts = {p["name"]: p["pct"] for p in summary["parts"]}
+    samples, parts_found, self_time = summarize(stacks)
+    assert samples == 50
+    assert self_time[0] == Share("publish (producer/publisher.py)", 60.0)
+    parts = {p.name: p.pct for p in parts_found}
     assert parts == {
         "kafka publish (produce + wait for ack)": 60.0,
         "logging (one JSON line per request)": 20.0,  # its JSON encoding is logging's cost, not "json"
         "gunicorn (HTTP parse, socket I/O, thread pool)": 20.0,
     }
-    assert not any(entry["name"].startswith("process ") for entry in summary["inclusive"])
+    assert not any(entry.name.startswith("process ") for entry in self_time)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -16,23 +17,31 @@ class _Headers(dict[str, str]):
         return super().get(key, default)
 
 
-def test_request_lines_carry_the_fastio_hex_signature_and_distinct_event_ids(tmp_path: Path) -> None:
-    path = payloads.write_requests(tmp_path / "requests.tsv", "run1-step", 50)
-    lines = path.read_bytes().splitlines()
-    assert len(lines) == 50
+def test_targets_carry_the_fastio_hex_signature_and_distinct_event_ids(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:8000/webhooks/fastio"
+    path = payloads.write_targets(tmp_path / "targets.jsonl", url, "run1-step", 50)
+    targets = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(targets) == 50
 
     provider = FastioProvider((payloads.SECRET,))
     event_ids = set()
-    for line in lines:
-        signature, body = line.split(b"\t", 1)
-        assert signature.decode() == sign(body, payloads.SECRET, form="hex")["X-Fastio-Signature"]
-        assert (
-            provider.verify(body, _Headers({"X-Fastio-Signature": signature.decode()}), time.time()) == "hex"
-        )
-        assert valid(body, signature.decode(), payloads.SECRET.encode())  # the comparison apps agree
-        parsed = provider.parse(json.loads(body), _Headers())
-        event_ids.add(parsed.event_id)
+    for target in targets:
+        assert (target["method"], target["url"]) == ("POST", url)
+        body = base64.b64decode(target["body"])
+        signature = target["header"]["X-Fastio-Signature"][0]
+        assert target["header"]["Content-Type"] == ["application/json"]
+        assert signature == sign(body, payloads.SECRET, form="hex")["X-Fastio-Signature"]
+        assert provider.verify(body, _Headers({"X-Fastio-Signature": signature}), time.time()) == "hex"
+        assert valid(body, signature, payloads.SECRET.encode())  # the comparison apps agree
+        event_ids.add(provider.parse(json.loads(body), _Headers()).event_id)
     assert len(event_ids) == 50
+    assert payloads.read_target(path) == (
+        base64.b64decode(targets[0]["body"]),
+        {
+            "Content-Type": "application/json",
+            "X-Fastio-Signature": targets[0]["header"]["X-Fastio-Signature"][0],
+        },
+    )
 
 
 def test_a_step_gets_more_distinct_requests_than_it_can_send() -> None:

@@ -1,134 +1,156 @@
-"""The report's shape: the `ingest` headline the issue names, verdicts, and Markdown."""
+"""The report's shape: medians over interleaved rounds, the `ingest` object the issue names,
+verdicts, and Markdown with tables and figures only."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
 
-from bench.report import markdown, summarize
+import pytest
 
-
-def _step(offered: int, acked_rps: float, p99: float, errors: int = 0) -> dict[str, Any]:
-    latency = {
-        "min": 1.0,
-        "mean": 2.0,
-        "max": p99 * 2,
-        "p50": 2.0,
-        "p90": 3.0,
-        "p95": 4.0,
-        "p99": p99,
-        "p999": p99,
-    }
-    return {
-        "offered_rps": offered,
-        "acked_rps": acked_rps,
-        "latency_ms": latency,
-        "errors": errors,
-        "non_2xx": errors,
-        "socket_errors": 0,
-        "timeouts": 0,
-        "cores_busy": {"app": 1.2, "broker": 0.3, "wrk": 0.1},
-    }
+from bench.ingest import interleaved, summarize_app
+from bench.report import headline, markdown, plain, targets, write
+from bench.results import (
+    AppRun,
+    Comparison,
+    Consumers,
+    EndToEnd,
+    Latency,
+    LoopRate,
+    Machine,
+    Results,
+    Spread,
+    Step,
+)
 
 
-def _app(name: str, *steps: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "app": name,
-        "setting": "gthread:32@2",
-        "steps": list(steps),
-        "peak_acked_rps": max(s["acked_rps"] for s in steps),
-        "peak_rss_mb": [],
-    }
+def _step(offered: int, acked_rps: float, p99: float, cores: float = 1.0, errors: int = 0) -> Step:
+    return Step(
+        offered_rps=offered,
+        duration_s=10.0,
+        requests=int(acked_rps * 10) + errors,
+        acked=int(acked_rps * 10),
+        non_2xx=errors,
+        socket_errors=0,
+        timeouts=0,
+        latency_ms=Latency(p50=2.0, p90=3.0, p95=4.0, p99=p99, max=2 * p99, mean=2.5),
+        service_p99_ms=p99 / 2,
+        cores_app=cores,
+        cores_broker=0.3,
+        cores_loadgen=0.1,
+    )
 
 
-def _results() -> dict[str, Any]:
-    return {
-        "started_at": "2026-01-01T00:00:00+00:00",
-        "mode": "quick",
-        "duration_s": 60.0,
-        "machine": {
-            "cores": 2,
-            "cpu_model": "x",
-            "memory_gib": 24.0,
-            "kernel": "6",
-            "git_commit": "abc",
-            "load_average_at_start": [0.1, 0.1, 0.1],
-            "versions": {"python": "3.11"},
-        },
-        "apps": {
-            "hookstream": _app("hookstream", _step(1000, 1000.0, 20.0), _step(0, 4000.0, 80.0)),
-            "baseline": _app("baseline", _step(1000, 600.0, 90.0, errors=3), _step(0, 1000.0, 300.0)),
-            "peer": _app("peer", _step(1000, 1000.0, 30.0), _step(0, 5000.0, 60.0)),
-            "flask_ceiling": _app("flask_ceiling", _step(0, 3000.0, 40.0)),
-            "wsgi_ceiling": _app("wsgi_ceiling", _step(0, 8000.0, 20.0)),
-        },
-        "consumers": {
-            "raw_poll_loop": {"events_per_s": 10000.0},
-            "groups": {
-                "indexer": {"events_per_s": 8000.0, "fraction_of_raw": 0.8},
-                "notifier": {"events_per_s": 100.0, "fraction_of_raw": 0.01},
-            },
-        },
-        "end_to_end": {"p50_ms": 40.0, "p99_ms": 300.0},
-    }
+def _runs(app: str, best: list[float], p99: list[float], cores: float = 1.2) -> list[AppRun]:
+    """One run per round: a 1000 req/s step and an open step acking `best[i]` req/s."""
+    return [
+        AppRun(
+            app,
+            "gthread:32@2",
+            i + 1,
+            (_step(1000, 1000.0, p99[i]), _step(0, rps, 60.0, cores)),
+            (80.0,),
+            10,
+            10,
+        )
+        for i, rps in enumerate(best)
+    ]
+
+
+def _results() -> Results:
+    runs = [
+        *_runs("hookstream", [4000.0, 3000.0, 3800.0], [20.0, 15.0, 25.0], cores=1.2),
+        *_runs("baseline", [1000.0, 1100.0, 900.0], [90.0, 95.0, 80.0]),
+        *_runs("peer", [5000.0, 4800.0, 5100.0], [30.0, 30.0, 30.0]),
+        *_runs("flask_ceiling", [3000.0, 3000.0, 3000.0], [0.0] * 3, cores=1.8),
+        *_runs("wsgi_ceiling", [8000.0, 7000.0, 9000.0], [0.0] * 3),
+    ]
+    summaries = [
+        summarize_app([r for r in runs if r.app == app]) for app in dict.fromkeys(r.app for r in runs)
+    ]
+    machine = Machine(2, 24.0, "x", "6", (0.1, 0.2, 0.3), "abc1234", {"python": "3.11"})
+    results = Results(
+        "2026-01-01T00:00:00+00:00", "quick", machine, {"rounds": 3}, runs=runs, summaries=summaries
+    )
+    results.ingest = headline(summaries)
+    return results
+
+
+def test_apps_run_interleaved_round_after_round() -> None:
+    order = list(interleaved(("a", "b", "c"), 3))
+    assert [app for _, app in order] == ["a", "b", "c"] * 3
+    assert [r for r, _ in order] == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+
+
+def test_each_app_is_its_median_over_the_rounds_with_the_spread() -> None:
+    hookstream = summarize_app([r for r in _results().runs if r.app == "hookstream"])
+    assert hookstream.acked_rps == Spread(3800.0, 3000.0, 4000.0, 3)
+    assert hookstream.acked_rps.relative == pytest.approx(1000 / 3800)
+    assert hookstream.p99_ms_at_1000 == Spread(20.0, 15.0, 25.0, 3)
+    assert hookstream.cpu_ms_per_request == Spread(0.316, 0.3, 0.4, 3)  # 1.2 cores at each round's best
+    assert hookstream.errors == 0 and hookstream.acked_but_missing == 0
 
 
 def test_ingest_headline_has_every_number_the_issue_names() -> None:
-    ingest = summarize(_results())["ingest"]
-
-    assert ingest["hookstream_rps"] == 4000.0
-    assert ingest["baseline_rps"] == 1000.0
-    assert ingest["peer_rps"] == 5000.0
-    assert ingest["ceiling_rps"] == 8000.0  # the better of the two ceilings
-    assert ingest["ratio_vs_baseline"] == 4.0
-    assert ingest["ratio_vs_peer"] == 0.8
-    assert ingest["fraction_of_ceiling"] == 0.5
-    assert ingest["p99_ms_at_1000"] == 20.0
-    assert ingest["errors"] == {"hookstream": 0, "baseline": 3, "peer": 0}
+    ingest = _results().ingest
+    assert ingest is not None
+    assert (ingest.hookstream_rps, ingest.baseline_rps, ingest.peer_rps) == (3800.0, 1000.0, 5000.0)
+    assert ingest.ceiling_rps == 8000.0  # the better of the two ceilings
+    assert ingest.p99_ms_at_1000 == 20.0
+    assert ingest.cpu_ms_per_request == 0.316
+    assert ingest.ceiling_cpu_ms_per_request == 0.6  # 1.8 cores at 3000 req/s
+    assert (ingest.ratio_vs_baseline, ingest.ratio_vs_peer, ingest.cpu_vs_flask_ceiling) == (3.8, 0.76, 0.527)
+    saved = json.loads(json.dumps(plain(_results())))["ingest"]
+    for key in ("hookstream_rps", "baseline_rps", "peer_rps", "ceiling_rps", "p99_ms_at_1000",
+                "cpu_ms_per_request", "ceiling_cpu_ms_per_request"):  # fmt: skip
+        assert saved[key] is not None, key
 
 
 def test_targets_say_which_were_met_and_which_were_not_measured() -> None:
     results = _results()
-    del results["apps"]["peer"]
-    verdicts = {t["target"]: t["met"] for t in summarize(results)["targets"]}
-
-    assert verdicts["hookstream >= 2x baseline (acked req/s)"] is True
-    assert verdicts["hookstream >= 1.0x peer (acked req/s)"] is None  # no peer in this run
-    assert verdicts["p99 <= 50 ms at 1000 req/s"] is True
+    assert results.ingest is not None
+    raw, decoding = LoopRate("raw", 100, 1.0, 10000.0, 50.0), LoopRate("decode", 100, 1.0, 5000.0, 50.0)
+    indexer = LoopRate("indexer", 100, 1.0, 8000.0, 60.0, fraction_of_raw=0.8)
+    notifier = LoopRate("notifier", 100, 1.0, 100.0, 60.0, fraction_of_raw=0.01)
+    consumers = Consumers(100, 1.0, raw, decoding, (indexer, notifier))
+    compared = [
+        Comparison("producer with Redis dedupe, acked req/s", 3500.0, "embedded", 3800.0, "req/s", floor=0.9),
+        Comparison(
+            "producer with Redis dedupe, p99 at 1000 req/s", 25.0, "embedded", 20.0, "ms", ceiling=20.0
+        ),
+        Comparison(
+            "producer with the registry's framing, acked req/s", None, "without", 3800.0, "req/s", floor=0.95
+        ),
+    ]
+    verdicts = {
+        v.target: v.met
+        for v in targets(results.ingest, compared, consumers, EndToEnd(1000, 999.0, 9990, True, 40.0, 300.0))
+    }
+    assert verdicts["hookstream >= 1.75x baseline (acked req/s)"] is True
+    assert verdicts["hookstream CPU per webhook <= 1.5x the Flask ceiling's, same worker class"] is True
+    assert verdicts["hookstream p99 <= 20 ms at 1000 req/s (ms)"] is True
+    assert verdicts["hookstream answered no errors"] is True
+    assert verdicts["producer with Redis dedupe, acked req/s >= 0.9x embedded"] is True
+    assert verdicts["producer with Redis dedupe, p99 at 1000 req/s <= 20.0 ms"] is False
+    assert verdicts["producer with the registry's framing, acked req/s >= 0.95x without"] is None
     assert verdicts["indexer >= 70% of the raw poll loop"] is True
     assert verdicts["notifier >= 70% of the raw poll loop"] is False
     assert verdicts["end-to-end p99 <= 1 s at 1000 req/s (ms)"] is True
+    no_ingest = {v.target: v.met for v in targets(headline([]), [], None, None)}
+    assert set(no_ingest.values()) == {None}
 
 
-def test_report_is_json_and_renders_as_markdown_tables() -> None:
-    report = summarize(_results())
-    assert json.loads(json.dumps(report))["ingest"]["ratio_vs_peer"] == 0.8
-
-    text = markdown(report)
-    assert "| hookstream | gthread:32@2 | open | 4,000 |" in text
-    assert "**no**" in text  # the missed notifier target is visible
-
-
-def test_missed_targets_name_the_bottleneck_and_what_was_tried() -> None:
+def test_report_is_tables_and_figures_and_json_keeps_computed_figures(tmp_path: Path) -> None:
     results = _results()
-    results["apps"]["hookstream"]["steps"][-1]["cpu_ms_per_acked_request"] = {"app": 0.4, "broker": 0.1}
-    results["consumers"]["raw_poll_loop_decoding"] = {"events_per_s": 5000.0}
-    results["what_was_tried"] = "- the producer moved to ASGI\n"
-    results["config"] = {"connections": 64}
-    results["worker_choice"] = {"hookstream": {"setting": "uvicorn@2", "why": "3,000 acked req/s"}}
-    text = markdown(summarize(results))
+    results.targets = targets(results.ingest or headline([]), [], None, None)
+    text = markdown(results)
+    assert "| hookstream | gthread:32@2 | 3,800 | 3,000 to 4,000 | 26% | 20 | 15 to 25 |" in text
+    assert "| 2 | hookstream | gthread:32@2 | open | 3,000 |" in text  # round 2's open step
+    prose = [line for line in text.splitlines() if line and not line.startswith(("|", "#", "!"))]
+    assert len(prose) <= 5, prose  # the header lines; interpretation lives in README.md
 
-    missed = text.split("## Targets missed")[1].split("## Ingest, step by step")[0]
-    assert "hookstream >= 1.0x peer" in missed  # 4000 vs the peer's 5000
-    assert "kept 1.2 cores busy, the broker 0.3 and wrk 0.1" in missed
-    assert "CPU was not the limit: 64 connections at 4,000 req/s means each request spent 16 ms" in missed
-    assert "Consumer notifier: 100 events/s" in missed and "0.5" in missed  # decoding alone halves it
-    assert "- the producer moved to ASGI" in missed
-    assert "**hookstream: uvicorn@2**: 3,000 acked req/s." in text
-
-
-def test_no_missed_section_when_every_target_is_met() -> None:
-    results = _results()
-    results["apps"]["peer"] = _app("peer", _step(1000, 1000.0, 30.0), _step(0, 3000.0, 60.0))
-    del results["consumers"]["groups"]["notifier"]
-    assert "## Targets missed" not in markdown(summarize(results))
+    write(results, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    step = saved["runs"][0]["steps"][1]
+    assert step["acked_rps"] == 4000.0 and step["errors"] == 0 and step["cpu_ms_per_request"] == 0.3
+    assert (tmp_path / "latency.png").stat().st_size > 0
