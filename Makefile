@@ -32,17 +32,18 @@ test: lint
 test-faults: venv
 	$(BIN)/pytest -m faults tests/faults
 
-## Benchmarks, every comparison side by side in one run (about 12 minutes; not part of `make test`):
+## Benchmarks, every comparison side by side in one run (about 25 minutes; not part of `make test`):
 ## results.json, results.md and latency.png in docs/benchmarks/. `make bench BENCH_QUICK=1` is a
-## 5-minute smoke run into build/bench/; docs/benchmarks/README.md lists every BENCH_* knob.
+## shorter run of the same rounds into build/bench/; docs/benchmarks/README.md lists every BENCH_* knob.
+## The load generator (vegeta) is built into the venv with `go install` on the first run.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	@command -v wrk >/dev/null || { echo "make bench: installing wrk (Debian package)"; \
-	  apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; }
+	@command -v go >/dev/null || { echo "make bench: installing Go, to build the load generator (Debian package)"; \
+	  apt-get install -y -qq golang-go || { apt-get update -qq && apt-get install -y -qq golang-go; }; }
 	$(BIN)/python -m bench
 
 lint: venv
