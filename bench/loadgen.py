@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import resource
 import shutil
 import subprocess
@@ -52,12 +53,24 @@ class LoadResult:
 
 
 def vegeta_binary() -> str:
-    """vegeta from the venv (where `make bench` installs it), else from PATH."""
+    """vegeta from the venv, built there with `go install` the first time (a pinned version,
+    so every run loads the apps the same way)."""
     beside = Path(sys.executable).parent / "vegeta"
-    found = str(beside) if beside.exists() else shutil.which("vegeta")
-    if found is None:
-        raise LoadError(f"vegeta not found: `make bench` installs it (go install {VEGETA_MODULE}; needs Go)")
-    return found
+    if beside.exists():
+        return str(beside)
+    go = shutil.which("go")
+    if go is None:
+        raise LoadError(
+            f"the load generator is built with Go: install Go 1.22+ (`make bench` does), or {VEGETA_MODULE}"
+        )
+    print(f"bench: building the load generator: go install {VEGETA_MODULE}", file=sys.stderr, flush=True)
+    built = subprocess.run(
+        [go, "install", VEGETA_MODULE], env={**os.environ, "GOBIN": str(beside.parent)},
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    if built.returncode != 0 or not beside.exists():
+        raise LoadError(f"go install {VEGETA_MODULE} failed: {built.stderr.strip()[-400:]}")
+    return str(beside)
 
 
 def percentile(ordered: list[float], q: float) -> float:
