@@ -18,6 +18,7 @@ from producer.dedupe import Deduper, build_deduper
 from producer.errors import Rejection
 from producer.providers import build_providers
 from producer.publisher import Publisher
+from schemas.serializer import build_serializer
 
 _CLIENTS = "hookstream.clients"  # key in app.extensions: what `close` closes
 
@@ -29,11 +30,12 @@ def create_app(
     providers = build_providers(settings)
     publisher = publisher or Publisher(settings)
     deduper = deduper or build_deduper(settings)
-    receiver = webhook.Receiver(providers, publisher, deduper, settings.max_body_bytes)
+    serializer = build_serializer(settings)  # the registry is asked on first use, per worker
+    receiver = webhook.Receiver(providers, publisher, deduper, settings.max_body_bytes, serializer)
     app = Flask("producer", static_folder=None)
     app.extensions[_CLIENTS] = (publisher, deduper)
     app.register_blueprint(webhook.build_blueprint(receiver))
-    app.register_blueprint(ops.build_blueprint(settings, publisher, sorted(providers)))
+    app.register_blueprint(ops.build_blueprint(settings, publisher, sorted(providers), serializer))
     app.register_error_handler(Rejection, _refused)
     app.register_error_handler(HTTPException, lambda exc: _refused(Rejection.from_http(exc)))
     metrics.create_known_series()

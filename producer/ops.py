@@ -8,9 +8,12 @@ from hookstream.settings import Settings
 from producer import metrics, openapi
 from producer.errors import RETRY_AFTER_S
 from producer.publisher import Publisher
+from schemas.serializer import Serializer
 
 
-def build_blueprint(settings: Settings, publisher: Publisher, providers: list[str]) -> Blueprint:
+def build_blueprint(
+    settings: Settings, publisher: Publisher, providers: list[str], serializer: Serializer
+) -> Blueprint:
     ops = Blueprint("ops", __name__)
     document = openapi.document(providers)
 
@@ -22,6 +25,9 @@ def build_blueprint(settings: Settings, publisher: Publisher, providers: list[st
     @ops.get("/readyz")
     def readyz() -> tuple[Response, int] | tuple[Response, int, dict[str, str]]:
         ready, detail = publisher.ready()
+        if ready:  # Kafka first; then the schema id, had once per worker (registry framing)
+            ready, framing = serializer.ready()
+            detail = f"{detail}; {framing}" if ready else framing
         if ready:
             return jsonify(status="ready", detail=detail), 200
         return jsonify(error="not_ready", detail=detail), 503, {"Retry-After": str(RETRY_AFTER_S)}

@@ -19,14 +19,15 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from hookstream.errors import SchemaError
+from hookstream.errors import SchemaError, SchemaRegistryUnavailable
 from producer import metrics
 from producer.dedupe import Claim, Deduper
 from producer.errors import PayloadError, PublishError, Rejection, SignatureError
 from producer.providers import PROVIDERS
 from producer.providers.base import Headers, ParsedEvent, Provider
 from producer.publisher import Header, Publisher
-from schemas.codec import Envelope, encode
+from schemas.codec import Envelope
+from schemas.serializer import Serializer
 
 log = logging.getLogger("producer.webhook")
 
@@ -36,6 +37,8 @@ CHUNK = 64 * 1024  # read size of a body without Content-Length (a chunked uploa
 _REQUEST_ID_MAX = 128  # the gateway's id is logged; a client's arbitrary header is cut short
 
 Record = tuple[bytes, bytes, list[Header]]  # key, value, headers
+# Providers whose partition key is a workspace (envelope v3's workspace_id); the others have none.
+_WORKSPACE_PROVIDERS = frozenset({"fastio"})
 
 
 def is_webhook_path(path: str) -> bool:
@@ -52,9 +55,15 @@ class Receiver:
     """What a webhook needs, built once per app: the enabled providers, Kafka, the dedupe store."""
 
     def __init__(
-        self, providers: dict[str, Provider], publisher: Publisher, deduper: Deduper, max_body_bytes: int
+        self,
+        providers: dict[str, Provider],
+        publisher: Publisher,
+        deduper: Deduper,
+        max_body_bytes: int,
+        serializer: Serializer,
     ) -> None:
         self.providers = providers
+        self.serializer = serializer
         self.publisher = publisher
         self.deduper = deduper
         self.max_body_bytes = max_body_bytes
@@ -69,7 +78,7 @@ class Receiver:
         body = read_body(request.environ, self.max_body_bytes)
         scheme, event = verify_and_parse(provider, body, headers, time.time())
         g.event_id = event.event_id
-        record = build_record(name, scheme, event, body)
+        record = build_record(name, scheme, event, body, self.serializer)
         g.duplicate = duplicate = self._publish_once(f"{name}:{event.event_id}", record)
         return Response(accepted_body(event.event_id, duplicate), content_type="application/json")
 
@@ -197,13 +206,14 @@ def verify_and_parse(
         raise Rejection.from_payload(exc) from exc
 
 
-def build_record(name: str, scheme: str, event: ParsedEvent, body: bytes) -> Record:
+def build_record(name: str, scheme: str, event: ParsedEvent, body: bytes, serializer: Serializer) -> Record:
     """The Kafka record: keyed by the partition key, the Avro envelope as value."""
     envelope = Envelope(
         event_id=event.event_id,
         provider=name,
         event_type=event.event_type,
-        workspace_id=event.partition_key,
+        workspace_id=event.partition_key if name in _WORKSPACE_PROVIDERS else None,
+        partition_key=event.partition_key,
         payload=body,
         received_at=datetime.now(UTC),
         object_id=event.object_id,
@@ -211,7 +221,9 @@ def build_record(name: str, scheme: str, event: ParsedEvent, body: bytes) -> Rec
         signature_scheme=scheme,
     )
     try:
-        return envelope.workspace_id.encode(), encode(envelope), envelope.headers()
+        return envelope.partition_key.encode(), serializer.encode(envelope), envelope.headers()
+    except SchemaRegistryUnavailable as exc:
+        raise Rejection.unavailable(str(exc)) from exc
     except (SchemaError, UnicodeEncodeError) as exc:
         raise Rejection(400, "invalid_json", "the payload's identifiers are not valid Unicode") from exc
 

@@ -24,7 +24,8 @@ from schemas import codec, registry
 class Serializer(Protocol):
     def encode(self, envelope: codec.Envelope) -> bytes:
         """The record value; `SchemaError` when the envelope breaks the contract,
-        `SchemaRegistryUnavailable` when the schema id is not known yet and cannot be had."""
+        `SchemaRegistryUnavailable` when the schema id is not known yet and cannot be had
+        (the registry is unreachable, or refuses the schema)."""
 
     def ready(self) -> tuple[bool, str]:
         """Whether records can be written now, and why not (for /readyz)."""
@@ -61,8 +62,6 @@ class RegistryFraming:
                 self._register()
             except SchemaRegistryUnavailable as exc:
                 return False, str(exc)
-            except SchemaError as exc:
-                return False, str(exc)
         return True, f"schema id {self.schema_id} under {self.subject}"
 
     def _register(self) -> None:
@@ -76,7 +75,8 @@ class RegistryFraming:
                 lambda: self._client.register_schema(self.subject, registry.local_schema()),
             )
             if isinstance(answer, registry.RegistryAnswer):
-                raise SchemaError(
+                # Not the sender's fault, and not this record's: no id, no writing (503, not ready).
+                raise SchemaRegistryUnavailable(
                     f"the registry refused envelope v{codec.CURRENT_VERSION} under {self.subject} "
                     f"(HTTP {answer.status}): {answer.message}"
                 )
