@@ -68,7 +68,7 @@ def producer(bind: str, workers: int | None, worker_class: str | None, threads: 
 def send(file: IO[bytes] | None, provider: str, form: str | None, url: str | None, count: int) -> None:
     """Sign FILE (or a generated event) with the configured secret, POST it, print the answer."""
     settings = Settings.from_env()
-    secrets = getattr(settings.secrets, provider)
+    secrets = getattr(settings.secrets, provider) or _development_secret(settings, provider)
     if not secrets:
         variable = f"{provider.upper()}_WEBHOOK_SECRET"
         raise ConfigError(f"{variable} is not set; send signs with the same secret the producer checks")
@@ -88,6 +88,16 @@ def send(file: IO[bytes] | None, provider: str, form: str | None, url: str | Non
         click.echo(f"{count} sent, {count - failures} accepted, {failures} refused", err=True)
     if failures:
         raise SystemExit(1)
+
+
+def _development_secret(settings: Settings, provider: str) -> tuple[str, ...]:
+    """The Fast.io secret `make run` made when none was configured (scripts/run-dev.sh), so
+    `hookstream send` beside it needs no variable; () when there is none."""
+    path = settings.data_dir / "dev-fastio-secret"
+    if provider != "fastio" or not path.is_file():
+        return ()
+    click.echo(f"FASTIO_WEBHOOK_SECRET is not set: signing with the development secret in {path}", err=True)
+    return (path.read_text(encoding="utf-8").strip(),)
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 from hookstream_dev.process import free_port_block
+from producer.providers.fastio import FastioProvider
 
 HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
 SECRET_PREFIXES = tuple(f"{name}_WEBHOOK_SECRET" for name in ("FASTIO", "GITHUB", "STRIPE", "STANDARD"))
@@ -44,3 +48,31 @@ def test_send_says_when_nothing_listens() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(f"hookstream: cannot reach {url}")
     assert "hookstream producer" in result.stderr
+
+
+def test_send_beside_make_run_signs_with_its_development_secret(tmp_path: Path) -> None:
+    (tmp_path / "dev-fastio-secret").write_text("dev-secret\n")
+    received: list[tuple[bytes, dict[str, str]]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((body, dict(self.headers.items())))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with HTTPServer(("127.0.0.1", 0), Receiver) as server:
+        threading.Thread(target=server.handle_request, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}/webhooks/fastio"
+        result = run("send", "--url", url, HOOKSTREAM_DATA_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    secret_file = tmp_path / "dev-fastio-secret"
+    assert (
+        result.stderr
+        == f"FASTIO_WEBHOOK_SECRET is not set: signing with the development secret in {secret_file}\n"
+    )
+    [(body, headers)] = received
+    assert FastioProvider(("dev-secret",)).verify(body, headers, time.time())
