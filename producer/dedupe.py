@@ -135,6 +135,15 @@ class Deduper:
             extra={"fields": {"store": self.store.name, "errors": count, "error": str(exc)}},
         )
 
+    def store_status(self) -> dict[str, str]:
+        """For /readyz, which reports it and stays 200 (readiness is Kafka's): the store and
+        "ok", or why it does not answer. Never raises."""
+        try:
+            self.store.ping()
+        except StateStoreUnavailable as exc:
+            return {"store": self.store.name, "status": "unavailable", "detail": str(exc)}
+        return {"store": self.store.name, "status": "ok"}
+
     def close(self) -> None:
         self.store.close()
 

@@ -175,6 +175,14 @@ def test_an_unreachable_store_produces_counts_and_logs_once(
     assert "unavailable" in caplog.records[0].getMessage()
 
 
+def test_store_status_says_ok_or_why_not_without_raising(state_settings: Settings, tmp_path: Path) -> None:
+    healthy = build_deduper(state_settings).store_status()
+    assert healthy["status"] == "ok" and healthy["store"].startswith(("redis://", "sqlite:"))
+    broken = build_deduper(_unreachable(state_settings, tmp_path)).store_status()
+    assert broken["status"] == "unavailable" and broken["detail"]
+    assert "password" not in str(broken)
+
+
 def test_a_stalled_redis_costs_at_most_the_deadline(redis_server: LocalRedis) -> None:
     """Redis stops answering (DEBUG SLEEP): the copy produces after the store's short deadline."""
     settings = Settings(topic=f"stall-{uuid.uuid4().hex[:10]}", redis_url=redis_server.url)
