@@ -31,6 +31,10 @@ CLUSTER = "kafka-cluster"  # the one name Kafka gives the cluster resource
 # confluent-kafka calls Kafka's CLUSTER resource type BROKER (the same wire value).
 _RESOURCE_TYPES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cluster": ResourceType.BROKER}
 
+# Group ids of the readers that only assign partitions (consumers/dlq.py, hookstream/lag.py).
+DLQ_READER_GROUP_PREFIX = "hookstream-dlq-reader-"
+LAG_READER_GROUP = "hookstream-lag-reader"
+
 # Roles that are not a consumer group. Each group's user is named like the group.
 PRODUCER, REPLAY, TOPICS, LAG, OFFSETS = "producer", "replay", "topics", "lag", "offsets"
 
@@ -72,9 +76,14 @@ def role_grants(settings: Settings, groups: Iterable[str]) -> dict[str, tuple[Gr
             Grant("DESCRIBE", "topic", events),
             Grant("IDEMPOTENT_WRITE", "cluster", CLUSTER),
         ),
-        # `dlq replay` reads the DLQ by assignment under a throwaway group id it never commits
-        # to (consumers/dlq.py), so it needs no group at all.
-        REPLAY: (Grant("READ", "topic", dlq), Grant("WRITE", "topic", events)),
+        # `dlq replay` (and `dlq list`/`show`) read the DLQ by assignment under a throwaway group
+        # id, hookstream-dlq-reader-<random> (consumers/dlq.py). It never commits, but a
+        # consumer with a group id still looks up its coordinator: DESCRIBE on those groups.
+        REPLAY: (
+            Grant("READ", "topic", dlq),
+            Grant("WRITE", "topic", events),
+            Grant("DESCRIBE", "group", DLQ_READER_GROUP_PREFIX, prefixed=True),
+        ),
         # `topics create` looks the topics up (DESCRIBE) before creating the missing ones.
         TOPICS: (
             Grant("CREATE", "topic", events),
@@ -87,6 +96,9 @@ def role_grants(settings: Settings, groups: Iterable[str]) -> dict[str, tuple[Gr
         LAG: (
             Grant("READ", "topic", events),
             *(Grant("DESCRIBE", "group", g) for g in group_ids),
+            # the record reader's own group id (hookstream/lag.py): assigned, never committed,
+            # but its coordinator is looked up
+            Grant("DESCRIBE", "group", LAG_READER_GROUP),
         ),
         # `offsets reset` commits offsets on the group's behalf: Kafka's OffsetCommit wants
         # READ on the group and READ on the topic.
