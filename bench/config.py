@@ -81,6 +81,7 @@ class BenchConfig:
     worker_trials: tuple[WorkerSetting, ...]  # for the baseline and the WSGI ceiling, each picks its best
     trial_s: float
     worker_setting: WorkerSetting | None  # for the baseline and the WSGI ceiling; None: each one's winner
+    producer_setting: WorkerSetting | None  # for the producer and the Flask ceiling; None: gunicorn_conf's
     open_max_rps: int  # sizes the open step's file of distinct pre-signed requests
     warm_records: int  # written before anything is measured: a cold broker JVM is several times slower
     perf_records: int
@@ -122,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         help="skip the gunicorn trials: this setting for the baseline and WSGI ceiling, e.g. gthread:16@2",
     )
+    parser.add_argument(
+        "--producer-setting",
+        help="the producer and the Flask ceiling under this setting, not gunicorn_conf's, e.g. gevent@2",
+    )
     parser.add_argument("--out", type=Path, help="report folder (BENCH_OUT)")
     return parser
 
@@ -160,6 +165,7 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         "sync@2,gthread:16@2,gevent@2",
     )
     chosen = args.workers or env.get("BENCH_WORKERS")
+    producer = args.producer_setting or env.get("BENCH_PRODUCER_SETTING")
     return BenchConfig(
         quick=quick,
         stages=_check(_csv(args.only or env.get("BENCH_ONLY")) or STAGES, STAGES, "stage"),
@@ -174,6 +180,7 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         worker_trials=tuple(WorkerSetting.parse(t) for t in _csv(trials) or ()),
         trial_s=float(pick(None, "BENCH_TRIAL_S", "6", "3")),
         worker_setting=WorkerSetting.parse(chosen) if chosen else None,
+        producer_setting=WorkerSetting.parse(producer) if producer else None,
         open_max_rps=int(pick(None, "BENCH_OPEN_MAX_RPS", "12000", "12000")),
         warm_records=int(pick(None, "BENCH_WARM_RECORDS", "100000", "30000")),
         perf_records=int(pick(None, "BENCH_PERF_RECORDS", "1000000", "100000")),

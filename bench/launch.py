@@ -1,9 +1,10 @@
 """How each app under test is started: the command line, its worker setting, its settings.
 
-The producer (and its variants) runs as it ships, through `hookstream producer` with the
-settings of `producer.gunicorn_conf`; the Flask ceiling under that same worker setting, so
-their CPU per request compare; the baseline and the WSGI ceiling under the setting their own
-trials chose; the peer as its articles run it, under uvicorn with 2 workers.
+The producer (and its variants) runs as it ships, through `hookstream producer` under the
+worker setting of `producer.gunicorn_conf` (or the one `--producer-setting` gives, to compare
+classes); the Flask ceiling under that same setting, so their CPU per request compare; the
+baseline and the WSGI ceiling under the setting their own trials chose; the peer as its
+articles run it, under uvicorn with 2 workers.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def _gunicorn_flags(setting: WorkerSetting) -> list[str]:
 
 def command(app: str, port: int, setting: WorkerSetting) -> list[str]:
     bind = f"127.0.0.1:{port}"
-    if is_producer(app):
-        return [str(BIN / "hookstream"), "producer", "--bind", bind]  # everything else from gunicorn_conf
+    if is_producer(app):  # the rest of its settings from gunicorn_conf
+        flags = _gunicorn_flags(setting) if setting.is_gunicorn_class else ["--workers", str(setting.workers)]
+        return [str(BIN / "hookstream"), "producer", "--bind", bind, *flags]
     if app == "peer":
         return [
             sys.executable, "-m", "uvicorn", "bench.apps.peer:app", "--host", "127.0.0.1",

@@ -138,7 +138,11 @@ def choose_settings(
             else (WorkerSetting("gthread", 2, 32), "no trial of it ran: the default")
         )
 
-    shipped = (producer, "producer.gunicorn_conf: the producer as it ships")
+    shipped = (
+        (producer, "given by --producer-setting")
+        if cfg.producer_setting
+        else (producer, "producer.gunicorn_conf: the producer as it ships")
+    )
     chosen = {app: shipped for app in cfg.apps if launch.is_producer(app)}
     chosen["peer"] = (launch.PEER, "fixed: uvicorn with 2 workers, as articles 001 and 004 run it")
     chosen["flask_ceiling"] = (
@@ -235,7 +239,7 @@ def _side_servers(cfg: BenchConfig, home: Path, stack: contextlib.ExitStack) -> 
 def _execute(run: Run, results: Results) -> None:
     cfg, ws = run.cfg, run.ws
     run.stage("broker warm-up", partial(_warm_up, ws))
-    producer = WorkerSetting.of_producer()
+    producer = cfg.producer_setting or WorkerSetting.of_producer()
     tried = TRIED_APPS if producer.is_gunicorn_class else (*TRIED_APPS, "flask_ceiling")
     if "workers" in cfg.stages and cfg.worker_setting is None:
         results.trials = run.stage("worker trials", partial(run.worker_trials, tried)) or []

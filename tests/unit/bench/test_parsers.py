@@ -7,6 +7,7 @@ import pytest
 from bench import promtext
 from bench.broker import parse_perf_output
 from bench.config import WorkerSetting, load_config
+from bench.launch import command
 from bench.profile import parse_collapsed, summarize
 from bench.results import Share
 
@@ -116,3 +117,13 @@ def test_profile_charges_each_sample_to_the_outermost_part_it_was_in() -> None:
         "gunicorn (HTTP parse, socket I/O, thread pool)": 20.0,
     }
     assert not any(entry.name.startswith("process ") for entry in self_time)
+
+
+def test_the_producer_can_be_compared_under_another_worker_setting() -> None:
+    assert load_config([], {}).producer_setting is None
+    given = load_config(["--producer-setting", "gevent@2"], {"BENCH_PRODUCER_SETTING": "sync@4"})
+    assert given.producer_setting == WorkerSetting("gevent", 2)
+    argv = command("hookstream", 8123, WorkerSetting("gthread", 2, 16))
+    assert argv[1:] == ["producer", "--bind", "127.0.0.1:8123", "--workers", "2", "--worker-class", "gthread",
+                        "--threads", "16"]  # fmt: skip
+    assert command("hookstream_redis", 8123, WorkerSetting("gevent", 2))[-2:] == ["--worker-class", "gevent"]
