@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from tests.faults.harness import sinks
@@ -23,6 +24,10 @@ def dead_lettered(dlq: list[Record]) -> dict[str, set[str]]:
     return found
 
 
+# Reads every group's sink: the embedded ones under the pipeline's data dir by default.
+Effects = Callable[[], dict[str, Counter[str]]]
+
+
 def settle(
     pipeline: Pipeline,
     receiver: NotificationReceiver,
@@ -30,14 +35,16 @@ def settle(
     groups: tuple[str, ...] = sinks.GROUPS,
     timeout_s: float = 120.0,
     members_killed: bool = False,
+    effects: Effects | None = None,
 ) -> tuple[dict[str, Counter[str]], list[Record]]:
     """Poll the sinks until every expected event is in each group's sink or its DLQ share.
 
     Returns what was found either way: the ledger, not this wait, decides pass or fail.
     """
+    read = effects or (lambda: sinks.effects(pipeline.data_dir, pipeline.topic, receiver, members_killed))
     deadline = time.monotonic() + timeout_s
     while True:
-        found = sinks.effects(pipeline.data_dir, pipeline.topic, receiver, members_killed)
+        found = read()
         dlq = read_all(pipeline.bootstrap, pipeline.dlq_topic)
         dead = dead_lettered(dlq)
         missing = {g: expected - set(found[g]) - dead.get(g, set()) for g in groups}
@@ -57,13 +64,14 @@ def close_books(
     settle_timeout_s: float = 120.0,
     members_killed: bool = False,
     notes: dict[str, Any] | None = None,
+    effects: Effects | None = None,
 ) -> Reckoning:
     """Count where every accepted event ended up, record the ledger row, and return it.
 
     `members_killed`: a consumer was SIGKILLed, so a notification repeated under the same
     Idempotency-Key is the one request that was in flight (see receiver.py), not a duplicate.
     """
-    found, dlq = settle(pipeline, receiver, accepted, groups, settle_timeout_s, members_killed)
+    found, dlq = settle(pipeline, receiver, accepted, groups, settle_timeout_s, members_killed, effects)
     in_kafka = event_ids(read_all(pipeline.bootstrap, pipeline.topic))
     # Copies are allowed in Kafka (a 503'd record may land after all, and the sender retries);
     # the groups must absorb them by event_id.
@@ -79,9 +87,9 @@ def close_books(
         effects=found,
         dead_lettered=dead_lettered(dlq),
         dlq_records=len(dlq),
+        crash_window=receiver.raw_repeats(),
         notes={
             "events_with_kafka_copies": copies,
-            "notifier_raw_repeats": receiver.raw_repeats(),
             "notifications_without_idempotency_key": receiver.keys_missing(),
             **(notes or {}),
         },

@@ -31,6 +31,9 @@ class LedgerRow:
     in_dlq: int
     lost: int
     duplicated: int
+    # Notifications repeated under one Idempotency-Key: a member killed between a destination's 2xx
+    # and its record of it (the documented window), bounded by the requests in flight at each kill.
+    crash_window: int = 0
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -61,6 +64,7 @@ def reckon(
     dead_lettered: Mapping[str, set[str]] | None = None,
     dlq_records: int = 0,
     notes: dict[str, Any] | None = None,
+    crash_window: int = 0,
 ) -> Reckoning:
     """`effects[group]` counts each event id's effects in that group's sink; `dead_lettered[group]`
     are the ids the group sent to the DLQ instead (accounted for, not lost)."""
@@ -82,6 +86,7 @@ def reckon(
         in_dlq=dlq_records,
         lost=len(lost),
         duplicated=len(duplicated),
+        crash_window=crash_window,
         notes={"dead_lettered_instead": dlq_instead, **(notes or {})},
     )
     return Reckoning(row, lost_ids, duplicated_ids)
@@ -122,7 +127,10 @@ class Ledger:
         return format_table(self.rows, self.previous)
 
 
-COLUMNS = ("scenario", "sent", "2xx", "in kafka", "indexer", "notifier", "archiver", "in dlq", "lost", "dup")
+COLUMNS = (
+    "scenario", "sent", "2xx", "in kafka", "indexer", "notifier", "archiver", "in dlq", "lost", "dup",
+    "crash window",
+)  # fmt: skip
 
 
 def format_table(rows: list[LedgerRow], previous: Mapping[str, Mapping[str, Any]] | None = None) -> str:
@@ -138,6 +146,7 @@ def format_table(rows: list[LedgerRow], previous: Mapping[str, Mapping[str, Any]
             row.in_dlq,
             row.lost,
             row.duplicated,
+            row.crash_window,
         ]
         line = [str(c) for c in cells]
         last = previous.get(row.scenario)

@@ -69,14 +69,19 @@ def new_event_id() -> str:
 
 
 def fastio_payload(
-    event_id: str, canary: str, n: int = 0, event: str = "workspace_storage_file_added", name: str = "report"
+    event_id: str,
+    canary: str,
+    n: int = 0,
+    event: str = "workspace_storage_file_added",
+    name: str = "report",
+    workspaces: tuple[str, ...] = WORKSPACES,
 ) -> bytes:
     object_id = f"obj-{event_id.removeprefix('evt-')}"
     return json.dumps(
         {
             "event_id": event_id,
             "event": event,
-            "workspace_id": WORKSPACES[n % len(WORKSPACES)],
+            "workspace_id": workspaces[n % len(workspaces)],
             "object_id": object_id,
             "created": datetime.now(UTC).isoformat(),
             "resource": {
@@ -92,13 +97,18 @@ def fastio_payload(
 
 
 def fastio_webhook(
-    secret: str, n: int = 0, form: str | None = None, event_id: str | None = None, name: str = "report"
+    secret: str,
+    n: int = 0,
+    form: str | None = None,
+    event_id: str | None = None,
+    name: str = "report",
+    workspaces: tuple[str, ...] = WORKSPACES,
 ) -> Webhook:
     """A signed Fast.io file event; the signature form rotates with `n` unless given."""
     event_id = event_id or new_event_id()
     canary = f"canary-{secrets.token_hex(8)}"
     form = form or signing.FASTIO_FORMS[n % len(signing.FASTIO_FORMS)]
-    body = fastio_payload(event_id, canary, n, name=name)
+    body = fastio_payload(event_id, canary, n, name=name, workspaces=workspaces)
     return Webhook(event_id, "fastio", canary, signing.fastio(body, secret, form))
 
 
