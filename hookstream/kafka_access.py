@@ -71,15 +71,19 @@ def _cause(message: str, conf: Mapping[str, object]) -> str | None:
 
 
 class ConnectionWatch(logging.Handler):
-    """Keeps the latest reason librdkafka gave for failing to connect."""
+    """Keeps the latest reason librdkafka gave for failing to connect; with `report`, also logs
+    each new reason there once (a long-running process's JSON log), not every retry."""
 
-    def __init__(self, conf: Mapping[str, object]) -> None:
+    def __init__(self, conf: Mapping[str, object], report: logging.Logger | None = None) -> None:
         super().__init__(logging.DEBUG)
         self.conf = {key: conf[key] for key in _IDENTITY_KEYS if key in conf}
         self.cause: str | None = None
+        self._report = report
 
     def emit(self, record: logging.LogRecord) -> None:
         cause = _cause(record.getMessage(), self.conf)
+        if cause is not None and cause != self.cause and self._report is not None:
+            self._report.error("kafka refused the connection", extra={"fields": {"cause": cause}})
         if cause is not None:
             self.cause = cause
 
@@ -92,9 +96,9 @@ class ConnectionWatch(logging.Handler):
         return log
 
 
-def watched(conf: KafkaConf) -> tuple[KafkaConf, ConnectionWatch]:
+def watched(conf: KafkaConf, report: logging.Logger | None = None) -> tuple[KafkaConf, ConnectionWatch]:
     """`conf` with a logger that notes why connecting failed; the watch to ask afterwards."""
-    watch = ConnectionWatch(conf)
+    watch = ConnectionWatch(conf, report)
     return {**conf, "logger": watch.logger()}, watch  # type: ignore[dict-item]
 
 
