@@ -84,7 +84,8 @@ def test_other_providers_land_with_their_own_ids(
     assert envelope.event_id == response.json["event_id"]
     # No top-level workspace_id in these samples: keyed by the event id (see test_parsing for
     # a configured, dotted key field).
-    assert record.key() == envelope.event_id.encode() == envelope.workspace_id.encode()
+    assert record.key() == envelope.event_id.encode() == envelope.partition_key.encode()
+    assert envelope.workspace_id is None  # envelope v3: only Fast.io has workspaces
 
 
 def test_a_repeated_event_id_is_answered_but_not_produced_again(
