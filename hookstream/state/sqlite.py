@@ -49,13 +49,18 @@ class SqliteStore:
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._inherited: list[sqlite3.Connection] = []
         self._pid = 0
         self._next_sweep = 0.0
 
     def _connect(self) -> sqlite3.Connection:
-        if self._db is not None and self._pid == os.getpid():
-            return self._db
-        # A connection inherited through fork() must not be used (or closed) by the child.
+        if self._db is not None:
+            if self._pid == os.getpid():
+                return self._db
+            # Inherited through fork(): the child must neither use nor close (finalise) it, which
+            # could checkpoint or unlink the parent's WAL; kept referenced, never touched.
+            self._inherited.append(self._db)
+            self._db = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(
             self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
@@ -136,6 +141,9 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None and self._pid == os.getpid():
-                self._db.close()
+            if self._db is not None:
+                if self._pid == os.getpid():
+                    self._db.close()
+                else:
+                    self._inherited.append(self._db)  # the parent's: see _connect
             self._db = None
