@@ -21,6 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from hookstream.kafka import ProducerConfig
+from hookstream.kafka_access import denied, watched
 from hookstream.settings import Settings
 from producer import handoff, metrics
 from producer.errors import PublishError
@@ -36,7 +37,9 @@ class Publisher:
     def __init__(self, settings: Settings, config: ProducerConfig | None = None) -> None:
         self.topic = settings.topic
         self.timeout_s = settings.delivery_timeout_s
-        self._conf = (config or ProducerConfig.from_settings(settings)).as_librdkafka()
+        # The watch keeps why Kafka refused us (credentials, certificate): /readyz names it.
+        conf = (config or ProducerConfig.from_settings(settings)).as_librdkafka()
+        self._conf, self._watch = watched(conf, log)
         self._lock = threading.Lock()
         self._producer: Producer | None = None
         self._handoff: handoff.Handoff | None = None
@@ -61,7 +64,8 @@ class Publisher:
             raise PublishError("timeout", f"Kafka did not acknowledge within {self.timeout_s:g}s")
         if slot.error is not None:
             self._failed("error")
-            raise PublishError("error", f"Kafka did not take the record: {slot.error.str()}")
+            why = denied(slot.error, "WRITE", f"topic {self.topic}", self._watch.conf) or slot.error.str()
+            raise PublishError("error", f"Kafka did not take the record: {why}")
         metrics.DELIVERY_DURATION.observe(time.perf_counter() - started)
 
     def ready(self, timeout_s: float = 1.0) -> tuple[bool, str]:
@@ -70,8 +74,13 @@ class Publisher:
         try:
             topics = hand.blocking(lambda: producer.list_topics(self.topic, timeout=timeout_s)).topics
         except KafkaException as exc:
-            return False, f"Kafka did not answer within {timeout_s:g}s: {exc.args[0].str()}"
+            why = self._watch.cause or exc.args[0].str()
+            return False, f"Kafka did not answer within {timeout_s:g}s: {why}"
         meta = topics.get(self.topic)
+        if meta is not None and meta.error is not None:
+            missing = denied(meta.error, "DESCRIBE", f"topic {self.topic}", self._watch.conf)
+            if missing is not None:
+                return False, missing
         if meta is None or meta.error is not None or not meta.partitions:
             reason = meta.error.str() if meta is not None and meta.error is not None else "no partitions"
             return False, f"topic {self.topic!r} is not available: {reason}"
