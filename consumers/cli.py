@@ -148,9 +148,9 @@ def dlq_replay(group: str | None, since: str | None, event_id: str | None, dry_r
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of lines.")
 def search(text: tuple[str, ...], workspace: str | None, limit: int, as_json: bool) -> None:
     """Search the indexer's file index by name and path (every word must match; prefixes count)."""
-    from consumers.indexer import FileIndex, index_path
+    from consumers.index import open_index
 
-    index = FileIndex(index_path(Settings.from_env()), readonly=True)
+    index = open_index(Settings.from_env(), readonly=True)
     try:
         hits = index.search(" ".join(text), workspace=workspace, limit=limit)
     finally:
