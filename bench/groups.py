@@ -182,7 +182,9 @@ def end_to_end(ws: Workspace, setting: WorkerSetting) -> EndToEnd:
     cfg = ws.cfg
     topic = ws.broker.create_topic("bench-e2e")
     ws.broker.create_topic(f"{topic}-dlq")
-    producer = launch.server("hookstream", free_port(), setting, ws.app_env(topic, "e2e"), ws.log_dir, "-e2e")
+    producer = launch.server(
+        "hookstream", free_port(), setting, ws.env_of("hookstream", topic, "e2e"), ws.log_dir, "-e2e"
+    )
     probe = ws.targets("e2e-probe", producer.url + PATH, 1)
     with running(producer, ready_probe=probe), running(consumer_server(ws, "indexer", topic)) as indexer:
         url = f"{indexer.url}/metrics"
