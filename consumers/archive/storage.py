@@ -24,7 +24,8 @@ class Storage(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Store `data` at `key` (relative to the archive's root), whole, replacing any object there."""
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str) -> bytes:
+        """The object at `key`; FileNotFoundError when there is none."""
 
     def keys(self, under: str = "") -> Iterator[str]:
         """Every key below `under` (a relative folder such as "<topic>/"), in lexical order."""

@@ -4,13 +4,17 @@ run in threads, metric samples, committed offsets, and a loopback HTTP receiver.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import REGISTRY
@@ -20,6 +24,8 @@ from consumers.runtime import Member
 from hookstream.kafka import ProducerConfig
 from hookstream.settings import Settings
 from schemas import codec
+
+HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
 
 
 class Recorder(Handler):
@@ -181,6 +187,27 @@ def committed_and_ends(settings: Settings, group_id: str, partitions: int = 4) -
     finally:
         consumer.close()
     return committed, ends
+
+
+class Process:
+    """One `hookstream consume <group>` member, logging to a file."""
+
+    def __init__(self, group: str, env: dict[str, str], log: Path, metrics_port: int) -> None:
+        self.group = group
+        self.metrics_port = metrics_port
+        self.log = log
+        with log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                [HOOKSTREAM, "consume", group],
+                env={**env, "HOOKSTREAM_METRICS_PORT": str(metrics_port)},
+                stdout=out,
+                stderr=out,
+            )
+
+    def metric(self, name: str) -> list[float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")]
 
 
 class Receiver:

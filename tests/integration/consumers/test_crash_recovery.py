@@ -7,11 +7,8 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from consumers.index.sqlite import index_path
 from hookstream.settings import Settings
 from hookstream_dev.process import free_port_block
 from tests.integration.consumers.consumer_helpers import (
+    Process,
     Receiver,
     committed_and_ends,
     envelope,
@@ -33,7 +31,6 @@ from tests.integration.consumers.consumer_helpers import (
 
 EVENTS = 3000
 GROUPS = ("indexer", "archiver", "notifier")
-HOOKSTREAM = str(Path(sys.executable).parent / "hookstream")
 
 
 @pytest.fixture
@@ -41,27 +38,6 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
-
-
-class Process:
-    """One `hookstream consume <group>` member, logging to a file."""
-
-    def __init__(self, group: str, env: dict[str, str], log: Path, metrics_port: int) -> None:
-        self.group = group
-        self.metrics_port = metrics_port
-        self.log = log
-        with log.open("ab") as out:
-            self.popen = subprocess.Popen(
-                [HOOKSTREAM, "consume", group],
-                env={**env, "HOOKSTREAM_METRICS_PORT": str(metrics_port)},
-                stdout=out,
-                stderr=out,
-            )
-
-    def metric(self, name: str) -> list[float]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
-            text = reply.read().decode()
-        return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")]
 
 
 def _env(settings: Settings, receiver: Receiver) -> dict[str, str]:
