@@ -35,7 +35,7 @@ def create_app(
     app = Flask("producer", static_folder=None)
     app.extensions[_CLIENTS] = (publisher, deduper)
     app.register_blueprint(webhook.build_blueprint(receiver))
-    app.register_blueprint(ops.build_blueprint(settings, publisher, sorted(providers), serializer))
+    app.register_blueprint(ops.build_blueprint(settings, publisher, sorted(providers), serializer, deduper))
     app.register_error_handler(Rejection, _refused)
     app.register_error_handler(HTTPException, lambda exc: _refused(Rejection.from_http(exc)))
     metrics.create_known_series()

@@ -27,11 +27,10 @@ import time
 import uuid
 from enum import Enum
 
-from prometheus_client import Counter
-
 from hookstream.errors import StateStoreUnavailable
 from hookstream.settings import Settings
 from hookstream.state import StateStore, open_store, state_key
+from producer.metrics import DEDUPE_STORE_ERRORS
 
 log = logging.getLogger("hookstream.producer.dedupe")
 
@@ -44,11 +43,6 @@ _LOG_INTERVAL_S = 60.0
 # backing off so a slow broker is not met with a storm of reads.
 _POLL_FIRST_S = 0.002
 _POLL_MAX_S = 0.05
-
-STORE_ERRORS = Counter(
-    "hookstream_dedupe_store_errors_total",
-    "Dedupe state store calls that failed or timed out (the webhook was produced without dedupe).",
-)
 
 
 class Claim(Enum):
@@ -122,7 +116,7 @@ class Deduper:
             self._store_failed(exc)
 
     def _store_failed(self, exc: StateStoreUnavailable) -> None:
-        STORE_ERRORS.inc()
+        DEDUPE_STORE_ERRORS.inc()
         now = time.monotonic()
         with self._errors_lock:
             self._errors_unlogged += 1

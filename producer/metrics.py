@@ -59,6 +59,10 @@ IN_FLIGHT = Gauge(
 DUPLICATES = Counter(
     "hookstream_duplicates_total", "Repeated event_ids answered without producing again.", ["provider"]
 )
+DEDUPE_STORE_ERRORS = Counter(
+    "hookstream_dedupe_store_errors_total",
+    "Dedupe state store calls that failed or timed out (the webhook was produced without dedupe).",
+)
 
 
 # Statuses a webhook can be answered with (see producer.openapi): series created at zero.

@@ -6,13 +6,14 @@ from flask import Blueprint, Response, jsonify
 
 from hookstream.settings import Settings
 from producer import metrics, openapi
+from producer.dedupe import Deduper
 from producer.errors import RETRY_AFTER_S
 from producer.publisher import Publisher
 from schemas.serializer import Serializer
 
 
 def build_blueprint(
-    settings: Settings, publisher: Publisher, providers: list[str], serializer: Serializer
+    settings: Settings, publisher: Publisher, providers: list[str], serializer: Serializer, deduper: Deduper
 ) -> Blueprint:
     ops = Blueprint("ops", __name__)
     document = openapi.document(providers)
@@ -28,9 +29,13 @@ def build_blueprint(
         if ready:  # Kafka first; then the schema id, had once per worker (registry framing)
             ready, framing = serializer.ready()
             detail = f"{detail}; {framing}" if ready else framing
+        # The dedupe store is reported, never a reason for 503: without it the producer still
+        # produces (readiness is Kafka's).
+        store = deduper.store_status()
         if ready:
-            return jsonify(status="ready", detail=detail), 200
-        return jsonify(error="not_ready", detail=detail), 503, {"Retry-After": str(RETRY_AFTER_S)}
+            return jsonify(status="ready", detail=detail, state_store=store), 200
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return jsonify(error="not_ready", detail=detail, state_store=store), 503, headers
 
     @ops.get("/metrics")
     def metrics_page() -> Response:
