@@ -14,13 +14,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import (
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AclOperation,
     AclPermissionType,
     AdminClient,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialUpsertion,
 )
 
 from hookstream.errors import HookstreamError
@@ -34,6 +38,8 @@ _RESOURCE_TYPES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cl
 # Group ids of the readers that only assign partitions (consumers/dlq.py, hookstream/lag.py).
 DLQ_READER_GROUP_PREFIX = "hookstream-dlq-reader-"
 LAG_READER_GROUP = "hookstream-lag-reader"
+
+SCRAM_ITERATIONS = 8192
 
 # Roles that are not a consumer group. Each group's user is named like the group.
 PRODUCER, REPLAY, TOPICS, LAG, OFFSETS = "producer", "replay", "topics", "lag", "offsets"
@@ -126,3 +132,20 @@ def apply_grants(admin: AdminClient, grants: Mapping[str, Iterable[Grant]], time
             future.result()
         except KafkaException as exc:
             raise HookstreamError(f"cannot create the ACL {binding}: {exc.args[0].str()}") from exc
+
+
+def set_scram_passwords(admin: AdminClient, passwords: Mapping[str, str], timeout_s: float = 30.0) -> None:
+    """Create each SCRAM-SHA-512 user, or set its password (Kafka keeps only a salted hash)."""
+    upserts: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(
+            user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS), password.encode()
+        )
+        for user, password in passwords.items()
+    ]
+    if not upserts:
+        return
+    for user, future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise HookstreamError(f"cannot set the SCRAM password of {user}: {exc.args[0].str()}") from exc

@@ -33,6 +33,7 @@ SUBCOMMANDS = {
     "lag": "hookstream.offsets_cli:lag",
     "offsets": "hookstream.offsets_cli:offsets",
     "schemas": "schemas.cli:schemas",
+    "acls": "hookstream.cli:acls",
 }
 
 
@@ -226,3 +227,46 @@ def topics_create(partitions: int) -> None:
     settings = Settings.from_env()
     for result in ensure_topics(admin_client(settings), default_topics(settings, partitions)):
         click.echo(result.describe())
+
+
+# -- least-privilege ACLs ---------------------------------------------------------------------
+
+
+@click.group()
+def acls() -> None:
+    """Each role's Kafka user and least-privilege ACLs (docs/security.md)."""
+
+
+@acls.command("show")
+def acls_show() -> None:
+    """Print what an operator grants each role, for the current topics and group prefix."""
+    for user, grants in _role_grants().items():
+        click.echo(f"User:{user}")
+        for grant in grants:
+            click.echo(f"  ALLOW {grant.describe()}")
+
+
+@acls.command("apply")
+@click.option(
+    "--passwords",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Also set each role's SCRAM-SHA-512 password from the file named like the role in this folder.",
+)
+def acls_apply(passwords: Path | None) -> None:
+    """Create every role's ACLs (and SCRAM users) as the user the Kafka settings name, which
+    must be allowed to (a super user, or ALTER on the cluster)."""
+    from hookstream.acls import apply_grants, set_scram_passwords
+    from hookstream.admin import admin_client
+    from hookstream.settings import Settings
+
+    grants = _role_grants()
+    admin = admin_client(Settings.from_env())
+    if passwords is not None:
+        missing = [user for user in grants if not (passwords / user).is_file()]
+        if missing:
+            raise click.UsageError(f"--passwords {passwords}: no file for {', '.join(missing)}")
+        set_scram_passwords(admin, {user: (passwords / user).read_text().strip() for user in grants})
+        click.echo(f"SCRAM users set: {', '.join(grants)}")
+    apply_grants(admin, grants)
+    click.echo(f"ACLs applied for: {', '.join(grants)}")

@@ -354,32 +354,14 @@ class LocalCluster:
         """One SCRAM user (and client certificate) per role, and the role's ACLs; idempotent.
         Kafka keeps only a salted hash of each password; the files under `secrets/` are the
         only copy, and running this again re-sets each user to its file's password."""
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import (  # type: ignore[attr-defined]
-            AdminClient,
-            ScramCredentialInfo,
-            ScramMechanism,
-            UserScramCredentialAlteration,
-            UserScramCredentialUpsertion,
-        )
+        from confluent_kafka.admin import AdminClient
 
-        from hookstream.acls import apply_grants
+        from hookstream.acls import apply_grants, set_scram_passwords
 
         self._require_secure()
         admin = AdminClient(self.admin_config())
-        upserts: list[UserScramCredentialAlteration] = [
-            UserScramCredentialUpsertion(
-                user,
-                ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
-                self.password_file(user).read_text().strip().encode(),
-            )
-            for user in grants
-        ]
-        for user, future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout_s).items():
-            try:
-                future.result()
-            except KafkaException as exc:
-                raise LocalKafkaError(f"cannot create the SCRAM user {user}: {exc.args[0].str()}") from exc
+        set_scram_passwords(admin, {user: self.password_file(user).read_text().strip() for user in grants})
+        for user in grants:
             self.client_identity(user)
         apply_grants(admin, grants, timeout_s)
 
