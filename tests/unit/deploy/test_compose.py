@@ -30,7 +30,8 @@ from tests.unit.deploy.promql_names import ROOT
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy/Dockerfile"
 CONSUMERS = ("indexer", "notifier", "archiver")
-APP_SERVICES = ("topics", "producer", *CONSUMERS)
+APP_SERVICES = ("topics", "schemas", "producer", *CONSUMERS)
+ONE_SHOT = ("topics", "schemas")
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +69,14 @@ def test_compose_cli_accepts_it_where_installed() -> None:
 
 def test_services_and_images(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "redis", *APP_SERVICES, "prometheus", "grafana"}
+    assert set(services) == {"kafka", "redis", "registry", *APP_SERVICES, "prometheus", "grafana"}
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"  # same as the local broker
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     for name in APP_SERVICES:
         build = services[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
         assert services[name]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    for name in ("redis", "prometheus", "grafana"):
+    for name in ("redis", "registry", "prometheus", "grafana"):
         image = services[name]["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name} image must be pinned"
 
@@ -104,6 +105,17 @@ def test_shared_state_is_redis_with_aof_on_a_volume(compose: dict[str, Any]) -> 
         assert compose["services"][name]["environment"]["HOOKSTREAM_REDIS_URL"] == "redis://redis:6379/0"
 
 
+def test_schemas_are_registered_before_the_producer_writes(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["schemas"]["command"] == ["schemas", "register"]
+    assert services["schemas"]["restart"] == "no"
+    assert services["schemas"]["depends_on"] == {"registry": {"condition": "service_healthy"}}
+    assert services["producer"]["depends_on"]["schemas"]["condition"] == "service_completed_successfully"
+    for name in APP_SERVICES:
+        url = services[name]["environment"]["HOOKSTREAM_SCHEMA_REGISTRY_URL"]
+        assert url == "http://registry:8080/apis/ccompat/v7"
+
+
 def test_consumers_run_the_registered_groups(compose: dict[str, Any]) -> None:
     for name in CONSUMERS:
         service = compose["services"][name]
@@ -116,7 +128,7 @@ def test_consumers_run_the_registered_groups(compose: dict[str, Any]) -> None:
 
 def test_long_running_services_have_healthchecks(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
-        if name == "topics":
+        if name in ONE_SHOT:
             continue
         check = service.get("healthcheck", {})
         assert check.get("test") and not check.get("disable"), f"{name} has no health check"
