@@ -21,11 +21,17 @@ from hookstream.settings import Settings
 
 wsgi_app = "producer.app:app_from_env()"
 bind = ["0.0.0.0:8000"]
-# Provisional until measured: threads, each blocking on its own ack (producer.handoff).
+# gthread, chosen by measurement against sync and gevent (figures: docs/benchmarks/): it cost
+# the least CPU per webhook, as it did for the bare-Flask ceiling. A webhook mostly waits (for
+# Kafka's ack, and for the SQLite dedupe store, which blocks in C): threads wait side by side,
+# each on its own ack. gevent's one hub thread must hand every blocking C call to its thread
+# pool, and answered least. sync (4 processes) answered about as many on the loaded test box
+# at more CPU per webhook, but holds a whole process per waiting request (a 2 s Kafka stall
+# leaves it 2 req/s per process) and closes every connection after one request.
 worker_class = "gthread"
 workers = os.cpu_count() or 2
-threads = 32
-worker_connections = 1000
+# Requests in flight per worker; each holds its thread until the ack (at most the 2 s deadline).
+threads = 16
 keepalive = 75  # longer than typical sender/load-balancer idle timeouts
 timeout = 30
 graceful_timeout = 15
