@@ -24,7 +24,6 @@ import base64
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from hookstream_dev.errors import LocalKafkaError, MissingToolError
 from hookstream_dev.process import CACHE, java_binary, port_open
+from hookstream_dev.secure_files import new_password
 from hookstream_dev.tls import CertificateAuthority, Identity
 
 if TYPE_CHECKING:
@@ -299,13 +299,7 @@ class LocalCluster:
 
     def password_file(self, user: str) -> Path:
         """The SCRAM password of a role, made on first use (owner-readable only)."""
-        path = self.secrets_dir / f"{user}.password"
-        if not path.exists():
-            self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(24) + "\n")
-        return path
+        return new_password(self.secrets_dir / f"{user}.password")
 
     def client_env(self, user: str, mtls: bool = False) -> dict[str, str]:
         """The environment a Hookstream client needs to connect as `user`: the pass-through

@@ -34,7 +34,7 @@ class Identity:
         return self.cert.with_suffix(".keystore.pem")
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
@@ -81,7 +81,7 @@ class CertificateAuthority:
             )
             .sign(key, hashes.SHA256())
         )
-        _write_private(self._key_file, _key_pem(key))
+        write_private(self._key_file, _key_pem(key))
         self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
     def issue(self, common_name: str, hosts: tuple[str, ...] = (), folder: Path | None = None) -> Identity:
@@ -118,7 +118,7 @@ class CertificateAuthority:
         where = folder or self.folder
         identity = Identity(where / f"{common_name}.pem", where / f"{common_name}.key")
         chain = cert.public_bytes(serialization.Encoding.PEM) + self.cert_file.read_bytes()
-        _write_private(identity.key, _key_pem(key))
+        write_private(identity.key, _key_pem(key))
         identity.cert.write_bytes(chain)
-        _write_private(identity.keystore(), _key_pem(key) + chain)
+        write_private(identity.keystore(), _key_pem(key) + chain)
         return identity
