@@ -97,18 +97,19 @@ def _position(text: str) -> tuple[int, int]:
 def dlq_show(position: str, payload: bool) -> None:
     """Headers of the DLQ record at POSITION (PARTITION:OFFSET) and the envelope in it, if readable."""
     from consumers.dlq import read_dead_letter
-    from hookstream.errors import SchemaError
-    from schemas import codec
+    from hookstream.errors import SchemaError, SchemaRegistryUnavailable
+    from schemas.decoder import build_decoder
 
+    settings = Settings.from_env()
     partition, offset = _position(position)
-    letter = read_dead_letter(Settings.from_env(), partition, offset)
+    letter = read_dead_letter(settings, partition, offset)
     click.echo(f"position: {letter.position}")
     click.echo(f"key: {letter.key.decode('utf-8', 'replace') if letter.key is not None else '-'}")
     for name, value in letter.headers:
         click.echo(f"header {name}: {value.decode('utf-8', 'replace')}")
     try:
-        envelope = codec.decode(letter.value)
-    except SchemaError as exc:
+        envelope = build_decoder(settings).decode(letter.value)  # either framing
+    except (SchemaError, SchemaRegistryUnavailable) as exc:
         click.echo(f"value: {len(letter.value or b'')} bytes, not a readable envelope ({exc})")
         return
     for name, value in asdict(envelope).items():
