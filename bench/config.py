@@ -158,12 +158,9 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
     def pick(flag: object, name: str, full: str, short: str) -> str:
         return str(flag) if flag is not None else env.get(name) or (short if quick else full)
 
-    trials = pick(
-        None,
-        "BENCH_WORKER_TRIALS",
-        "sync@2,gthread:8@2,gthread:32@2,gevent@2,gthread:16@4",
-        "sync@2,gthread:16@2,gevent@2",
-    )
+    # the same settings in quick mode: the baseline's winner decides a headline ratio
+    everything = "sync@2,gthread:8@2,gthread:32@2,gevent@2,gthread:16@4"
+    trials = pick(None, "BENCH_WORKER_TRIALS", everything, everything)
     chosen = args.workers or env.get("BENCH_WORKERS")
     producer = args.producer_setting or env.get("BENCH_PRODUCER_SETTING")
     return BenchConfig(

@@ -127,3 +127,7 @@ def test_the_producer_can_be_compared_under_another_worker_setting() -> None:
     assert argv[1:] == ["producer", "--bind", "127.0.0.1:8123", "--workers", "2", "--worker-class", "gthread",
                         "--threads", "16"]  # fmt: skip
     assert command("hookstream_redis", 8123, WorkerSetting("gevent", 2))[-2:] == ["--worker-class", "gevent"]
+
+
+def test_quick_mode_tries_the_same_worker_settings_as_the_full_run() -> None:
+    assert load_config([], {"BENCH_QUICK": "1"}).worker_trials == load_config([], {}).worker_trials
