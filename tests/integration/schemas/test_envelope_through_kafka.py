@@ -1,4 +1,5 @@
-"""Avro envelopes through a real broker: keyed by workspace_id, read back intact and in order."""
+"""Avro envelopes through a real broker: keyed by partition_key (here the workspace), read back
+intact and in order."""
 
 from collections import defaultdict
 
@@ -38,7 +39,7 @@ def test_envelopes_keep_partition_and_order_per_workspace(settings: Settings) ->
                 assert msg.error() is None, msg.error()
                 envelope = codec.decode(msg.value())
                 key = msg.key().decode()
-                assert key == envelope.workspace_id
+                assert key == envelope.partition_key == envelope.workspace_id
                 assert dict(msg.headers())["event_id"] == envelope.event_id.encode()
                 assert envelope.payload_json()["event_id"] == envelope.event_id
                 received[key].append(envelope.event_id)
