@@ -43,12 +43,29 @@ def _containers(payload: Mapping[str, Any], top_level: bool) -> Iterator[Mapping
 
 def lookup(payload: Mapping[str, Any], keys: tuple[str, ...], top_level: bool = True) -> Any:
     """The first non-empty value under one of `keys`, most specific container first."""
+    return lookup_many(payload, (keys,), top_level)[0]
+
+
+def lookup_many(
+    payload: Mapping[str, Any], fields: tuple[tuple[str, ...], ...], top_level: bool = True
+) -> list[Any]:
+    """`lookup` of each of `fields` (a tuple of keys each), in one walk over the containers:
+    the indexer asks for three fields per event."""
+    found: list[Any] = [None] * len(fields)
+    missing = len(fields)
     for container in _containers(payload, top_level):
-        for key in keys:
-            value = container.get(key)
-            if value not in (None, ""):
-                return value
-    return None
+        for at, keys in enumerate(fields):
+            if found[at] is not None:
+                continue
+            for key in keys:
+                value = container.get(key)
+                if value not in (None, ""):
+                    found[at] = value
+                    missing -= 1
+                    break
+        if not missing:
+            break
+    return found
 
 
 def object_id(payload: Mapping[str, Any]) -> str | None:

@@ -77,15 +77,14 @@ def file_event(envelope: Envelope) -> FileEvent | None:
     object_id = envelope.object_id or payload.object_id(fields)
     if not object_id:
         raise PermanentError(f"{envelope.event_type} names no object_id, so the file cannot be indexed")
-    size = payload.lookup(fields, payload.SIZE_KEYS)
-    path = payload.lookup(fields, payload.PATH_KEYS)
+    name, path, size = payload.lookup_many(fields, (payload.NAME_KEYS, payload.PATH_KEYS, payload.SIZE_KEYS))
     received_ms = int(envelope.received_at.timestamp() * 1000)
     occurred_ms = int(envelope.occurred_at.timestamp() * 1000) if envelope.occurred_at else received_ms
     return FileEvent(
         workspace_id=envelope.workspace_id or envelope.partition_key,
         object_id=str(object_id),
         action=action,
-        name=payload.file_name(fields),
+        name=str(name) if name is not None else None,
         path=str(path) if path is not None else None,
         size=_whole_number(size),
         event_time_ms=occurred_ms,
