@@ -231,6 +231,8 @@ def _targets(verdicts: Sequence[Verdict]) -> list[str]:
 
 
 def _summaries(summaries: Sequence[AppSummary]) -> list[str]:
+    if not summaries:
+        return []
     out = ["## Each app over the rounds (median, lowest to highest round, spread)", ""]
     out += _table(
         [
@@ -278,6 +280,8 @@ def _comparisons(comparisons: Sequence[Comparison]) -> list[str]:
 
 
 def _steps(runs: Sequence[AppRun]) -> list[str]:
+    if not runs:
+        return []
     out = [
         "## Every round, step by step",
         "",
@@ -365,7 +369,7 @@ def _sections(results: Results) -> list[str]:
             ],
         )
     if results.extra:
-        out += ["## Sinks and codecs (their own modules' records)", ""]
+        out += ["## Stores, sinks and codecs (each module's own record)", ""]
         for title, record in results.extra.items():
             out += _record_table(title, record)
     if results.broker:
