@@ -13,19 +13,21 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import requests
 from confluent_kafka import Producer
 
 from hookstream_dev.kafka import LocalCluster
+from hookstream_dev.tls import CertificateAuthority
 from schemas.codec import Envelope, encode, utc_now
 from tests.faults.conftest import PipelineFactory
 from tests.faults.harness import signing
 from tests.faults.harness.accounting import dead_lettered, wait_caught_up
 from tests.faults.harness.kafka_reader import kafka_headers, read_all
 from tests.faults.harness.load import post, wait_for_status
-from tests.faults.harness.logscan import LogEvidence
+from tests.faults.harness.logscan import LogEvidence, forbidden_strings, scan_lines, secret_file_strings
 from tests.faults.harness.receiver import NotificationReceiver
 from tests.faults.harness.signing import SignedRequest
 from tests.faults.harness.sinks import GROUPS
@@ -120,3 +122,15 @@ def test_no_secret_signature_or_payload_in_any_log_line(
     print(f"\nscanned {lines} lines in {len(files)} files for {len(evidence.webhooks)} payloads")
     assert files and lines > 0, "no log was captured: the scan proved nothing"
     assert not leaks, f"{len(leaks)} leaks, e.g.\n" + "\n".join(map(str, leaks[:8]))
+
+
+def test_the_scan_knows_kafka_passwords_and_private_keys(tmp_path: Path) -> None:
+    """The security suite (tests/integration/security/) scans its logs for every SCRAM password
+    and private key the secured broker holds; a leaked line of either is found."""
+    identity = CertificateAuthority(tmp_path / "ca").issue("producer")
+    password = tmp_path / "producer.password"
+    password.write_text("scram-password-for-the-scan\n")
+    forbidden = forbidden_strings(secret_file_strings([identity.key, password]), [])
+    key_line = identity.key.read_text().splitlines()[1]
+    lines = [f"ssl.key.pem={key_line}", "sasl.password=scram-password-for-the-scan", "all is well"]
+    assert [leak.line_no for leak in scan_lines("log", lines, forbidden)] == [1, 2]
