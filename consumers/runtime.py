@@ -1,18 +1,15 @@
-"""One member of a consumer group: poll a batch, process it, store offsets only after.
+"""One member of a consumer group: the poll loop, and the order of one batch's steps.
 
-    consume batch ─▶ decode each record; handler.start_batch(decoded records)
-                  ─▶ per record: replay for another group? skip
-                                 poison ──▶ DLQ (acked)
-                                 handler ──transient──▶ retry in place (backoff, keeps polling)
-                                         ──permanent / retries used up──▶ DLQ (acked)
-                  ─▶ handler.flush() (effects durable) ─▶ store offsets ─▶ auto-commit (batched)
+    consume batch ─▶ decode (decoding.py: poison, replays for another group, registry waits)
+                  ─▶ handler.start_batch(decoded records)
+                  ─▶ per record: handler ──transient──▶ retry in place (retry.py, paused: pausing.py)
+                                 poison / permanent / retries used up ──▶ DLQ (dead_letters.py)
+                  ─▶ handler.pre_commit(processed) ─▶ store the offsets it vouches for (frontier.py)
+                  ─▶ auto-commit (batched; synchronous for a handler that holds records)
 
-At-least-once: an offset is stored only once its record's effect is durable or its DLQ copy is
-acknowledged, so a crash at any point makes Kafka deliver the record again and the handler's
-idempotency (by event_id) absorbs the repeat. On revoke, and on SIGTERM/SIGINT after the
-current batch, what was processed is flushed and committed synchronously before the
-partitions leave. During long retries every partition is paused and the consumer keeps
-polling, so a slow record never exceeds max.poll.interval.ms and costs the member its group.
+An offset is stored only once its record's effect is durable or its DLQ copy acknowledged.
+On revoke, and on SIGTERM/SIGINT after the current batch, the handler is asked once more and
+what it vouches for is committed before the partitions leave. Lag gauges: member_lag.py.
 """
 
 from __future__ import annotations
@@ -25,40 +22,23 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumers import messages
 from consumers.breaker import Breaker
-from consumers.dlq import REPLAY_GROUP, DeadLetterPublisher
+from consumers.dead_letters import DeadLetterRoute
+from consumers.decoding import Decoder, Outcome
+from consumers.dlq import DeadLetterPublisher
 from consumers.errors import CircuitOpenError, FlushError, is_transient
 from consumers.frontier import OffsetFrontier
 from consumers.handler import Handler, Record
+from consumers.member_lag import MemberLag
 from consumers.metrics import MemberMetrics
+from consumers.pausing import Interrupted, PartitionGone, Pauser
 from consumers.retry import RetryPolicy
-from hookstream.errors import SchemaError, SchemaRegistryUnavailable
+from hookstream.errors import SchemaError
 from hookstream.kafka import ConsumerConfig
 from hookstream.settings import Settings
-from schemas import codec
-from schemas.decoder import Decoder, build_decoder
 
 log = logging.getLogger("hookstream.consumers")
 
 TopicPartitionKey = tuple[str, int]
-# What decoding made of a record: the record, why it is poison, or None when it is not ours.
-_Outcome = Record | SchemaError | None
-
-
-class _Interrupted(Exception):
-    """Stop processing the batch here: the member is shutting down."""
-
-
-class _PartitionGone(Exception):
-    """The record's partition was revoked while it was being retried: its new owner takes it."""
-
-
-def decode(value: bytes | None, decoder: Decoder) -> codec.Envelope:
-    """The envelope in `value`, or SchemaError when the record breaks the contract (poison)."""
-    envelope = decoder.decode(value)
-    if not (envelope.event_type and envelope.partition_key and envelope.provider):
-        empty = [name for name in ("event_type", "partition_key", "provider") if not getattr(envelope, name)]
-        raise SchemaError(f"envelope {envelope.event_id!r} has an empty {empty[0]}")
-    return envelope
 
 
 class Member:
@@ -81,11 +61,13 @@ class Member:
         self.settings = settings
         self._handler = handler
         self._retry = retry or RetryPolicy.from_settings(settings)
-        self._breaker = breaker or Breaker.from_settings(settings)
-        self._dlq = dead_letters or DeadLetterPublisher(settings, group)
-        self._replay_address = group.encode()
-        self._decoder = build_decoder(settings)  # both framings; registry schemas cached per member
         self.metrics = MemberMetrics(group)
+        self._dead_letters = DeadLetterRoute(
+            group,
+            dead_letters or DeadLetterPublisher(settings, group),
+            breaker or Breaker.from_settings(settings),
+            self.metrics,
+        )
         self._config = ConsumerConfig.from_settings(
             settings,
             settings.consumer_group_prefix + group,
@@ -95,24 +77,25 @@ class Member:
         # consume() returns when the batch is full or this runs out: it bounds the latency a
         # quiet topic adds, and how long SIGTERM waits.
         self._poll_timeout_s = poll_timeout_s
-        self._lag_interval_s = lag_interval_s
-        # Poll at least this often while a batch is slow, well inside max.poll.interval.ms.
-        self._keepalive_s = min(10.0, self._config.max_poll_interval_ms / 1000 / 3)
 
         self._consumer: Consumer | None = None
         self._stopping = False
         self._healthy = True
-        self._paused = False
-        self._last_poll = 0.0
-        self._frontier = OffsetFrontier()
-        # Records finished, and the received_at of those handled, since the last flush.
-        self._finished = 0
-        self._received: list[float] = []
         # Partitions revoked while the current batch is processed: their remaining records
         # belong to the new owner now.
         self._gone: set[TopicPartitionKey] = set()
-        self._next_lag_at = 0.0
-        self._lag_seconds_hint: dict[TopicPartitionKey, float] = {}
+        self._pauser = Pauser(
+            lambda: self._consumer,
+            min(10.0, self._config.max_poll_interval_ms / 1000 / 3),
+            lambda: self._stopping,
+            self._gone,
+        )
+        self._decoder = Decoder(settings, group, self._retry, self.metrics, self._pauser.wait)
+        self._frontier = OffsetFrontier()
+        self._lag = MemberLag(self.metrics, lag_interval_s)
+        # Records finished, and the received_at of those handled, since the last flush.
+        self._finished = 0
+        self._received: list[float] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -145,17 +128,17 @@ class Member:
             while not self._stopping:
                 batch = consumer.consume(self._batch_size, timeout=self._poll_timeout_s)
                 self._gone.clear()
-                self._last_poll = time.monotonic()
+                self._pauser.polled()
                 self._process_batch(batch)
             clean = True
         except CircuitOpenError:
             self.metrics.circuit_open.set(1)
-            clean = True  # what was processed was flushed and stored before the breaker raised
+            clean = True  # what was processed was made durable and stored before the breaker raised
             raise
         finally:
             if not clean:
-                # Records handled but not flushed must not have their offsets stored on the way
-                # out, and the handler's state is suspect: the revoke in close() only commits.
+                # Records processed but not vouched for must not have their offsets stored on the
+                # way out, and the handler's state is suspect: the revoke in close() only commits.
                 self._frontier.abandon()
                 self._healthy = False
             try:
@@ -164,7 +147,7 @@ class Member:
             finally:
                 self._consumer = None
                 self._handler.close()
-                self._dlq.close()
+                self._dead_letters.close()
             log.info("member stopped", extra={"fields": {"group": self.group, "clean": clean}})
 
     # -- the batch -----------------------------------------------------------------------------
@@ -172,10 +155,10 @@ class Member:
     def _process_batch(self, batch: list[Message]) -> None:
         if batch:
             self.metrics.consumed.inc(len(batch))
-        self._refresh_lag(batch)
+        self._lag.refresh(self._consumer, batch)
         try:
             self._process_records(batch)
-        except _Interrupted:
+        except Interrupted:
             pass
         except CircuitOpenError:
             self._finish_batch()  # every record processed before the breaker opened is done
@@ -190,62 +173,33 @@ class Member:
                 continue
             try:
                 self._process(msg, outcome)
-            except _PartitionGone:
+            except PartitionGone:
                 continue
             self._frontier.finished(key[1], offset)
-            if self._breaker.is_open:
-                raise CircuitOpenError(
-                    f"group {self.group} stopped by its circuit breaker: {self._breaker.describe()}; "
-                    f"inspect them with `hookstream dlq list --group {self.group}`, fix the cause, restart"
-                )
-            if time.monotonic() - self._last_poll > self._keepalive_s:
-                self._keepalive(0)
+            self._dead_letters.check_breaker()
+            self._pauser.keep_alive_if_due()
 
-    def _decode(self, batch: list[Message]) -> list[tuple[Message, TopicPartitionKey, int, _Outcome]]:
-        """Every record of the batch with its decoded form: a Record, the SchemaError of a
-        poison record, or None for a replay meant for another group. Error events are dealt
-        with here and left out."""
-        decoded: list[tuple[Message, TopicPartitionKey, int, _Outcome]] = []
+    def _decode(self, batch: list[Message]) -> list[tuple[Message, TopicPartitionKey, int, Outcome]]:
+        """Every record of the batch with what decoding made of it; error events are dealt with
+        here and left out, and so are records of a partition revoked while decoding waited."""
+        decoded: list[tuple[Message, TopicPartitionKey, int, Outcome]] = []
         for msg in batch:
             if msg.error() is not None:
                 self._on_message_error(msg)
                 continue
             topic, partition, offset = messages.position(msg)
-            outcome: _Outcome = None
-            if not self._addressed_elsewhere(msg):
-                value = msg.value() or b""
-                try:
-                    envelope = self._decode_value(value, (topic, partition))
-                    outcome = Record(envelope, topic, partition, offset, msg.timestamp()[1], value)
-                except SchemaError as exc:
-                    outcome = exc
-                except _PartitionGone:
-                    continue
+            try:
+                outcome = self._decoder.outcome(msg)
+            except PartitionGone:
+                continue
             decoded.append((msg, (topic, partition), offset, outcome))
         return decoded
 
-    def _decode_value(self, value: bytes, key: TopicPartitionKey) -> codec.Envelope:
-        """Decode, waiting out an unreachable schema registry (paused, polling) for as long as it
-        takes: a record the registry cannot vouch for yet is not poison, so never the DLQ."""
-        attempt = 0
-        while True:
-            try:
-                return decode(value, self._decoder)
-            except SchemaRegistryUnavailable as exc:
-                attempt += 1
-                wait = self._retry.delay(min(attempt, 10))
-                self.metrics.retries.inc()
-                log.warning(
-                    "schema registry unavailable, retrying",
-                    extra={"fields": {"group": self.group, "attempt": attempt, "error": str(exc)}},
-                )
-                self._wait(wait, key)
-
     def _finish_batch(self) -> None:
         self._flush_and_store()
-        self._resume()
+        self._pauser.resume()
 
-    def _process(self, msg: Message, outcome: _Outcome) -> None:
+    def _process(self, msg: Message, outcome: Outcome) -> None:
         if outcome is None:
             self._finished += 1
             return
@@ -256,22 +210,16 @@ class Member:
         attempts, error = self._handle(outcome)
         self.metrics.processing.observe(time.perf_counter() - started)
         if error is None:
-            self._breaker.record(False)
+            self._dead_letters.handled()
             self._received.append(outcome.envelope.received_at.timestamp())
             self._finished += 1
         else:
             reason = "retries_exhausted" if is_transient(error) else "permanent"
             self._dead_letter(msg, error, attempts, reason)
 
-    def _addressed_elsewhere(self, msg: Message) -> bool:
-        """A replayed DLQ record is for the one group that failed it; the others skip it."""
-        headers = msg.headers()
-        if not isinstance(headers, list):  # None without headers; never a dict when consumed
-            return False
-        for name, value in headers:
-            if name == REPLAY_GROUP:
-                return value != self._replay_address
-        return False
+    def _dead_letter(self, msg: Message, error: Exception, attempts: int, reason: str) -> None:
+        self._dead_letters.send(msg, error, attempts, reason)  # raises unless Kafka acknowledged it
+        self._finished += 1
 
     def _handle(self, record: Record) -> tuple[int, Exception | None]:
         """Call the handler, retrying transient errors in place; (attempts, final error or None)."""
@@ -300,7 +248,7 @@ class Member:
                     }
                 },
             )
-            self._wait(wait, (record.topic, record.partition))
+            self._pauser.wait(wait, (record.topic, record.partition))
             attempt += 1
             try:
                 self._handler.handle(record)
@@ -311,27 +259,7 @@ class Member:
                 break
         return attempt, error
 
-    def _dead_letter(self, msg: Message, error: Exception, attempts: int, reason: str) -> None:
-        self._dlq.publish(msg, error, attempts, reason)  # raises unless Kafka acknowledged it
-        self._breaker.record(True)
-        self.metrics.dead_lettered(reason)
-        self._finished += 1
-        log.warning(
-            "record dead-lettered",
-            extra={
-                "fields": {
-                    "group": self.group,
-                    "reason": reason,
-                    "topic": msg.topic(),
-                    "partition": msg.partition(),
-                    "offset": msg.offset(),
-                    "attempts": attempts,
-                    "error": f"{type(error).__name__}: {error}",
-                }
-            },
-        )
-
-    # -- flushing, storing, committing ---------------------------------------------------------
+    # -- what is durable, storing, committing ----------------------------------------------------
 
     def _flush_and_store(self) -> None:
         """Ask the handler which processed offsets are durable, then store those."""
@@ -381,38 +309,6 @@ class Member:
             return
         self.metrics.last_commit.set_to_current_time()
 
-    # -- staying in the group while a batch is slow --------------------------------------------
-
-    def _wait(self, seconds: float, key: TopicPartitionKey) -> None:
-        """Sleep between attempts while polling (paused), so the group keeps this member."""
-        deadline = time.monotonic() + seconds
-        while True:
-            if self._stopping:
-                raise _Interrupted
-            if key in self._gone:
-                raise _PartitionGone
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._keepalive(min(remaining, 0.5))
-
-    def _keepalive(self, timeout_s: float) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        if not self._paused:
-            consumer.pause(consumer.assignment())
-            self._paused = True
-        msg = consumer.poll(timeout_s)  # serves rebalance callbacks; paused, so no records
-        self._last_poll = time.monotonic()
-        if msg is not None and msg.error() is None:
-            # A partition assigned mid-batch before it could be paused: read this record later.
-            consumer.seek(TopicPartition(*messages.position(msg)))
-
-    def _resume(self) -> None:
-        if self._paused and self._consumer is not None:
-            self._consumer.resume(self._consumer.assignment())
-            self._paused = False
-
     # -- callbacks -----------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -421,7 +317,7 @@ class Member:
             "partitions assigned", extra={"fields": {"group": self.group, "partitions": _names(partitions)}}
         )
         self._handler.assigned(sorted(tp.partition for tp in partitions if tp.topic == self.settings.topic))
-        if self._paused and partitions:
+        if self._pauser.paused and partitions:
             consumer.incremental_assign(partitions)
             consumer.pause(partitions)
 
@@ -450,7 +346,7 @@ class Member:
         self._handler.revoked(ours)
         for tp in partitions:
             self._gone.add((tp.topic, tp.partition))
-            self._lag_seconds_hint.pop((tp.topic, tp.partition), None)
+            self._lag.forget((tp.topic, tp.partition))
             self.metrics.forget_partition(tp.topic, tp.partition)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
@@ -469,61 +365,6 @@ class Member:
         if error.fatal():
             raise KafkaException(error)
         log.warning("consume error", extra={"fields": {"group": self.group, "error": str(error)}})
-
-    # -- lag -----------------------------------------------------------------------------------
-
-    def _refresh_lag(self, batch: list[Message]) -> None:
-        """Every few seconds: lag per assigned partition, in messages and in seconds.
-
-        The next record to process is the batch's first one for that partition (its age is
-        exact), or else the position after the last batch (its age is then taken from the last
-        record seen there: an upper bound until the next record is in hand).
-        """
-        now = time.monotonic()
-        if now < self._next_lag_at or self._consumer is None:
-            return
-        self._next_lag_at = now + self._lag_interval_s
-        consumer = self._consumer
-        first: dict[TopicPartitionKey, tuple[int, int]] = {}
-        for msg in batch:
-            if msg.error() is None:
-                topic, partition, offset = messages.position(msg)
-                first.setdefault((topic, partition), (offset, msg.timestamp()[1]))
-        for key, (_, produced_ms) in first.items():
-            self._lag_seconds_hint[key] = produced_ms / 1000
-        assignment = consumer.assignment()
-        resume = self._resume_offsets([tp for tp in assignment if (tp.topic, tp.partition) not in first])
-        wall = time.time()
-        for tp in assignment:
-            key = (tp.topic, tp.partition)
-            _, high = consumer.get_watermark_offsets(tp, cached=True)
-            next_offset = first[key][0] if key in first else resume.get(key, -1)
-            if high < 0 or next_offset < 0:
-                continue  # nothing fetched for it yet: no honest number to report
-            behind = max(0, high - next_offset)
-            seconds = max(0.0, wall - self._lag_seconds_hint.get(key, wall)) if behind else 0.0
-            self.metrics.set_lag(tp.topic, tp.partition, behind, seconds)
-
-    def _resume_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartitionKey, int]:
-        """Where processing continues in each of `partitions` (none has a record in hand)."""
-        consumer = self._consumer
-        if consumer is None or not partitions:
-            return {}
-        positions = consumer.position(partitions)
-        found = {(tp.topic, tp.partition): tp.offset for tp in positions if tp.offset >= 0}
-        unread = [tp for tp in partitions if (tp.topic, tp.partition) not in found]
-        if unread:
-            # Nothing read from them since they were assigned: processing starts at the committed
-            # offset, or at the log start when none was ever committed (auto.offset.reset=earliest).
-            try:
-                committed = consumer.committed(unread, timeout=2)
-            except KafkaException:
-                return found
-            for tp in committed:
-                offset = tp.offset if tp.offset >= 0 else consumer.get_watermark_offsets(tp, cached=True)[0]
-                if offset >= 0:
-                    found[(tp.topic, tp.partition)] = offset
-        return found
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:

@@ -89,6 +89,20 @@ def next_offset(committed: int | None, start: int) -> int:
     return start if committed is None else max(committed, start)
 
 
+def lag_at(
+    next_to_process: int, end: int, oldest_stamp: float | None, now: float
+) -> tuple[int, float | None]:
+    """Lag in messages and in seconds of a partition whose next record to process is at
+    `next_to_process`, given the timestamp (epoch seconds) of that record when known.
+
+    The one definition of lag: `hookstream lag` (from the committed offset) and each member's
+    gauges (from the position it processes next) both read it from here.
+    """
+    if next_to_process >= end:
+        return 0, 0.0
+    return end - next_to_process, None if oldest_stamp is None else max(0.0, now - oldest_stamp)
+
+
 def partition_lag(
     group: str,
     p: Partition,
@@ -99,11 +113,8 @@ def partition_lag(
 ) -> PartitionLag:
     start, end = marks
     offset = next_offset(committed, start)
-    if offset >= end:
-        return PartitionLag(group, p[0], p[1], committed, end, 0, 0.0)
-    stamp = stamps.get((p, offset))
-    seconds = None if stamp is None else max(0.0, now - stamp)
-    return PartitionLag(group, p[0], p[1], committed, end, end - offset, seconds)
+    messages, seconds = lag_at(offset, end, stamps.get((p, offset)), now)
+    return PartitionLag(group, p[0], p[1], committed, end, messages, seconds)
 
 
 def _partitions_by_topic(admin: AdminClient) -> dict[str, list[int]]:

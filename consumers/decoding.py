@@ -1,0 +1,89 @@
+"""Decode and poison: what each consumed record is to this group, before any handling.
+
+A record is a `Record` (an envelope to handle), the `SchemaError` of a poison record (it breaks
+the contract: straight to the DLQ), or None for a replayed DLQ record addressed to another group.
+An unreachable schema registry is none of these: the decode is waited out, never dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from confluent_kafka import Message
+
+from consumers import messages
+from consumers.dlq import REPLAY_GROUP
+from consumers.handler import Record
+from consumers.metrics import MemberMetrics
+from consumers.retry import RetryPolicy
+from hookstream.errors import SchemaError, SchemaRegistryUnavailable
+from hookstream.settings import Settings
+from schemas import codec
+from schemas.decoder import Decoder as EnvelopeDecoder
+from schemas.decoder import build_decoder
+
+log = logging.getLogger("hookstream.consumers")
+
+TopicPartitionKey = tuple[str, int]
+Outcome = Record | SchemaError | None
+# Waits `seconds` for the record of that partition while the group keeps this member.
+Wait = Callable[[float, TopicPartitionKey], None]
+
+
+def decode(value: bytes | None, decoder: EnvelopeDecoder) -> codec.Envelope:
+    """The envelope in `value`, or SchemaError when the record breaks the contract (poison)."""
+    envelope = decoder.decode(value)
+    if not (envelope.event_type and envelope.partition_key and envelope.provider):
+        empty = [name for name in ("event_type", "partition_key", "provider") if not getattr(envelope, name)]
+        raise SchemaError(f"envelope {envelope.event_id!r} has an empty {empty[0]}")
+    return envelope
+
+
+class Decoder:
+    def __init__(
+        self, settings: Settings, group: str, retry: RetryPolicy, metrics: MemberMetrics, wait: Wait
+    ) -> None:
+        self._envelopes = build_decoder(settings)  # both framings; registry schemas cached per member
+        self._group = group
+        self._address = group.encode()
+        self._retry = retry
+        self._metrics = metrics
+        self._wait = wait
+
+    def outcome(self, msg: Message) -> Outcome:
+        if self._addressed_elsewhere(msg):
+            return None
+        topic, partition, offset = messages.position(msg)
+        value = msg.value() or b""
+        try:
+            envelope = self._decode_waiting((topic, partition), value)
+        except SchemaError as exc:
+            return exc
+        return Record(envelope, topic, partition, offset, msg.timestamp()[1], value)
+
+    def _addressed_elsewhere(self, msg: Message) -> bool:
+        """A replayed DLQ record is for the one group that failed it; the others skip it."""
+        headers = msg.headers()
+        if not isinstance(headers, list):  # None without headers; never a dict when consumed
+            return False
+        for name, value in headers:
+            if name == REPLAY_GROUP:
+                return value != self._address
+        return False
+
+    def _decode_waiting(self, key: TopicPartitionKey, value: bytes) -> codec.Envelope:
+        """Decode, waiting out an unreachable schema registry (paused, polling) for as long as it
+        takes: a record the registry cannot vouch for yet is not poison."""
+        attempt = 0
+        while True:
+            try:
+                return decode(value, self._envelopes)
+            except SchemaRegistryUnavailable as exc:
+                attempt += 1
+                self._metrics.retries.inc()
+                log.warning(
+                    "schema registry unavailable, retrying",
+                    extra={"fields": {"group": self._group, "attempt": attempt, "error": str(exc)}},
+                )
+                self._wait(self._retry.delay(min(attempt, 10)), key)
