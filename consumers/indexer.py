@@ -11,6 +11,8 @@ sends nothing to the DLQ.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from consumers.errors import PermanentError, TransientError
 from consumers.handler import Handler, Record
 from consumers.index import open_index
@@ -28,27 +30,29 @@ class Indexer(Handler):
     def __init__(self, settings: Settings) -> None:
         self._index = open_index(settings)
         # Each record start_batch saw, with why it cannot be indexed (None: written).
-        self._outcomes: dict[_Position, PermanentError | None] = {}
+        self._outcomes: dict[_Position, Exception | None] = {}
         self._unwritten: list[FileEvent] = []  # for flush: a failed write, records start_batch did not see
 
     def start_batch(self, records: list[Record]) -> None:
         events: list[FileEvent] = []
         owners: list[_Position] = []
-        for record in records:
-            position = _position(record)
-            try:
-                event = file_event(record.envelope)
-            except PermanentError as exc:
-                self._outcomes[position] = exc
-                continue
-            self._outcomes[position] = None
-            if event is not None:
-                events.append(event)
-                owners.append(position)
-        if not events:
-            return
+
+        def mapped() -> Iterator[FileEvent]:  # lazily: a backend may map and write side by side
+            for record in records:
+                position = _position(record)
+                try:
+                    event = file_event(record.envelope)
+                except Exception as exc:  # its own record's outcome, raised by handle
+                    self._outcomes[position] = exc
+                    continue
+                self._outcomes[position] = None
+                if event is not None:
+                    events.append(event)
+                    owners.append(position)
+                    yield event
+
         try:
-            refused = self._index.write(events)
+            refused = self._index.write(mapped())
         except TransientError:
             self._unwritten.extend(events)  # flush tries again, as the runtime's retries say
             return

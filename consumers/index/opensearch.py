@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from opensearchpy import OpenSearch
@@ -174,7 +174,8 @@ class OpenSearchIndex(FileIndex):
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def write(self, events: Sequence[FileEvent]) -> dict[int, PermanentError]:
+    def write(self, batch: Iterable[FileEvent]) -> dict[int, PermanentError]:
+        events = list(batch)
         if not events:
             return {}
         ids = [doc_id(e.workspace_id, e.object_id) for e in events]
