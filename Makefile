@@ -46,6 +46,16 @@ bench: $(BENCH_STAMP)
 	  apt-get install -y -qq golang-go || { apt-get update -qq && apt-get install -y -qq golang-go; }; }
 	$(BIN)/python -m bench
 
+## Mutation testing (mutmut) of the pure-logic modules against their unit tests, on a copy of the
+## tree; prints every surviving mutant and the score per module (not part of `make test`).
+MUTATION_STAMP := $(VENV)/.mutation-installed
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test,mutation]'
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	$(BIN)/python scripts/mutation.py
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

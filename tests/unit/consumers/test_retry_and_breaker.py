@@ -7,6 +7,7 @@ import pytest
 from consumers.breaker import Breaker
 from consumers.errors import PermanentError, TransientError, is_transient
 from consumers.retry import RetryPolicy
+from hookstream.settings import Settings
 
 
 def test_delays_are_bounded_in_count_and_total_time() -> None:
@@ -88,3 +89,27 @@ def test_a_burst_on_a_young_member_opens_it() -> None:
     for _ in range(51):
         breaker.record(True)
     assert breaker.is_open
+
+
+def test_the_retry_policy_is_the_documented_one_and_follows_the_settings() -> None:
+    # docs/consumers.md: "exponential backoff with full jitter from 0.5 s (cap 30 s)".
+    policy = RetryPolicy.from_settings(Settings(retry_max_attempts=3, retry_max_seconds=7.5))
+    assert policy == RetryPolicy(max_attempts=3, max_seconds=7.5, base_delay_s=0.5, max_delay_s=30.0)
+    assert RetryPolicy() == RetryPolicy.from_settings(Settings())
+
+
+def _after_a_full_window_of_dead_letters_and_one_success(breaker: Breaker) -> str:
+    for _ in range(100):
+        breaker.record(True)
+    breaker.record(False)
+    return breaker.describe()
+
+
+def test_the_breaker_follows_the_settings_and_its_defaults_are_theirs() -> None:
+    expected = "99 of the last 100 records went to the DLQ (limit 50)"
+    assert _after_a_full_window_of_dead_letters_and_one_success(Breaker()) == expected
+    assert _after_a_full_window_of_dead_letters_and_one_success(Breaker.from_settings(Settings())) == expected
+    custom = Breaker.from_settings(Settings(breaker_window=10, breaker_ratio=0.3))
+    assert _after_a_full_window_of_dead_letters_and_one_success(custom) == (
+        "9 of the last 10 records went to the DLQ (limit 3)"
+    )
