@@ -12,6 +12,7 @@ cannot be reached is `SchemaRegistryUnavailable` (transient: retry), never poiso
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,9 @@ from schemas import codec, registry
 
 CONFLUENT_MAGIC = 0
 _HEADER = 5  # magic byte + 4-byte big-endian schema id
+# How long an id the registry denied stays denied without asking again: a poison storm of
+# unknown ids costs one registry call per id and minute, not one per record.
+UNKNOWN_ID_TTL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Decoder:
     def __init__(self, client: SchemaRegistryClient | None) -> None:
         self._client = client
         self._writers: dict[int, _Writer] = {}
+        self._unknown: dict[int, tuple[float, str]] = {}  # id -> (ask again after, the registry's words)
         self._newest = codec.schema_versions()[codec.CURRENT_VERSION]
         self._newest_form = to_parsing_canonical_form(self._newest)
 
@@ -62,8 +67,12 @@ class Decoder:
                 f"record in the Confluent wire format (schema id {schema_id}) but no schema registry "
                 "is configured: set HOOKSTREAM_SCHEMA_REGISTRY_URL, then replay it from the DLQ"
             )
+        denied = self._unknown.get(schema_id)
+        if denied is not None and time.monotonic() < denied[0]:
+            raise SchemaError(f"schema id {schema_id} does not exist in the registry: {denied[1]}")
         answer = registry.call(f"fetch schema id {schema_id}", lambda: client.get_schema(schema_id))
         if isinstance(answer, registry.RegistryAnswer):
+            self._unknown[schema_id] = (time.monotonic() + UNKNOWN_ID_TTL_S, answer.message)
             raise SchemaError(f"schema id {schema_id} does not exist in the registry: {answer.message}")
         try:
             parsed = fastavro.parse_schema(json.loads(answer.schema_str or ""))

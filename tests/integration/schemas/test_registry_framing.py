@@ -75,7 +75,8 @@ def test_an_unreachable_registry_fails_readiness_and_is_transient_for_readers() 
 
 def test_once_ready_no_record_waits_on_the_registry(own_registry: LocalRegistry, settings: Settings) -> None:
     """The id is had once per process: with the registry gone, writing goes on, and a reader
-    that already knows the id goes on too; a reader that does not waits (transient)."""
+    that already knows the id goes on too; a reader that does not waits (transient). An id the
+    registry denied stays poison for a while without asking again."""
     settings = replace(settings, schema_registry_url=own_registry.url)
     serializer, reader, late_reader = (
         build_serializer(settings),
@@ -85,9 +86,14 @@ def test_once_ready_no_record_waits_on_the_registry(own_registry: LocalRegistry,
     assert serializer.ready()[0]
     first = serializer.encode(make_envelope(event_id="evt-1"))
     reader.decode(first)
+    unknown = b"\x00" + (10**6).to_bytes(4, "big") + first[5:]
+    with pytest.raises(SchemaError, match="does not exist"):
+        reader.decode(unknown)
     own_registry.stop()
     later = serializer.encode(make_envelope(event_id="evt-2"))
     assert serializer.ready()[0]
     assert reader.decode(later).event_id == "evt-2"
     with pytest.raises(SchemaRegistryUnavailable):
         late_reader.decode(later)
+    with pytest.raises(SchemaError, match="does not exist"):
+        reader.decode(unknown)
