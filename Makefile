@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run run-shared test lint format typecheck kafka kafka-stop test-faults bench clean
+.PHONY: venv run run-shared test lint format typecheck kafka kafka-stop test-faults bench mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
