@@ -209,6 +209,38 @@ def _store_comparisons(measured: list[store_latency.StoreLatency]) -> list[Compa
     return [Comparison("dedupe store add p99, Redis", redis.p99_ms, "embedded SQLite", sqlite.p99_ms, "ms")]
 
 
+def codec(ws: Workspace) -> tuple[object, list[Comparison]]:
+    """Encode and decode rates of the own framing and the registry's (`bench/codec_bench.py`),
+    against the run's registry, or one of its own when the registry variant is not in the run."""
+    from bench import codec_bench
+
+    url = ws.app_extra_env.get("hookstream_registry", {}).get("HOOKSTREAM_SCHEMA_REGISTRY_URL")
+    with contextlib.ExitStack() as stack:
+        url = url or stack.enter_context(codec_bench.local_registry())
+        found = codec_bench.measure(url, ws.cfg.codec_records)
+    own, registry = found.own, found.registry
+    return found, [
+        Comparison("consumer decode rate, registry's framing", registry.decode_per_s, "own framing",
+                   own.decode_per_s, "records per CPU s", floor=0.95),
+        Comparison("producer encode rate, registry's framing", registry.encode_per_s, "own framing",
+                   own.encode_per_s, "records per CPU s"),
+    ]  # fmt: skip
+
+
+def index(ws: Workspace) -> tuple[object, list[Comparison]]:
+    """The indexer against a plain loop writing the same documents, on OpenSearch (a node of its
+    own for the run) and on SQLite (`bench/index_sink.py`)."""
+    from bench import index_sink
+
+    found = index_sink.run(None, ws.cfg.index_events)
+    plain = ((found.opensearch, "plain helpers.bulk loop"), (found.sqlite, "plain executemany"))
+    return found, [
+        Comparison(f"indexer events/s on {rate.backend}", rate.indexer_eps, loop, rate.plain_eps, "events/s",
+                   floor=0.8)
+        for rate, loop in plain
+    ]  # fmt: skip
+
+
 def _warm_up(ws: Workspace) -> float:
     """Records through the broker before any measurement, so the JIT has compiled its hot
     paths: otherwise whichever app comes first is measured against a slower broker."""
@@ -265,6 +297,16 @@ def _execute(run: Run, results: Results) -> None:
     if measured:
         results.extra.update((f"dedupe store: {m.store}", m) for m in measured)
         results.comparisons += _store_comparisons(measured)
+    if "codec" in cfg.stages:
+        framings = run.stage("codec", partial(codec, ws))
+        if framings:
+            results.extra["codec: own vs registry framing"] = framings[0]
+            results.comparisons += framings[1]
+    if "sinks" in cfg.stages:
+        indexed = run.stage("index sink", partial(index, ws))
+        if indexed:
+            results.extra["index sink: indexer vs plain loops"] = indexed[0]
+            results.comparisons += indexed[1]
     if "broker" in cfg.stages:
         hookstream_rps = results.ingest.hookstream_rps if results.ingest else None
         results.broker = run.stage("broker limit", partial(run.broker_limit, hookstream_rps))
