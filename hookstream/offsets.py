@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from hookstream.admin import denial, refusal
@@ -174,7 +174,9 @@ def apply_reset(admin: AdminClient, group: str, moves: list[OffsetMove]) -> None
     )
     failed = [tp for tp in altered.topic_partitions if tp.error is not None]
     for tp in failed:
-        line = denial(admin, tp.error, "READ", f"topic {tp.topic}")
+        # Kafka answers an OffsetCommit per partition: no READ on the group, or on the topic.
+        on_group = tp.error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+        line = denial(admin, tp.error, "READ", f"group {group}" if on_group else f"topic {tp.topic}")
         if line is not None:
             raise OffsetsError(line)
     if failed:
