@@ -3,7 +3,8 @@
 Two blueprints (`producer.webhook`, `producer.ops`) and one set of error handlers that answer
 every refusal as JSON `{"error", "detail", ...}`. No Kafka client exists until the first
 request or readiness check, so the app may be built before gunicorn forks its workers.
-`close(app)` delivers what is still queued (gunicorn's `worker_exit` hook calls it).
+`connect(app)` starts the worker's Kafka client after the fork and `close(app)` delivers what
+is still queued (gunicorn's `post_worker_init` and `worker_exit` hooks call them).
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def create_app(
     app.register_error_handler(HTTPException, lambda exc: _refused(Rejection.from_http(exc)))
     metrics.create_known_series()
     return app
+
+
+def connect(app: Flask) -> None:
+    """Start the worker's Kafka client now, without waiting for it: the first webhooks then do
+    not also pay for connecting and the idempotent producer's id (gunicorn's `post_worker_init`)."""
+    publisher, _ = app.extensions[_CLIENTS]
+    publisher.connect()
 
 
 def close(app: Flask) -> None:

@@ -55,15 +55,30 @@ def on_starting(server: Any) -> None:
     setattr(server, _METRICS_DIR_ATTR, None if configured else path)
 
 
+def post_worker_init(worker: Any) -> None:
+    """The worker's Kafka client starts connecting before its first request."""
+    from producer.app import connect
+
+    app = _producer_app(worker)
+    if app is not None:
+        connect(app)
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """A graceful stop: deliver what is still queued before the worker ends."""
-    from flask import Flask
-
     from producer.app import close
 
-    app = getattr(worker, "wsgi", None)
-    if isinstance(app, Flask):  # not gunicorn's stand-in app for a worker that failed to load
+    app = _producer_app(worker)
+    if app is not None:
         close(app)
+
+
+def _producer_app(worker: Any) -> Any:
+    """The worker's app; None for gunicorn's stand-in app of a worker that failed to load it."""
+    from flask import Flask
+
+    app = getattr(worker, "wsgi", None)
+    return app if isinstance(app, Flask) else None
 
 
 def child_exit(server: Any, worker: Any) -> None:

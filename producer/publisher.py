@@ -86,6 +86,10 @@ class Publisher:
             return False, f"topic {self.topic!r} is not available: {reason}"
         return True, f"topic {self.topic!r} has {len(meta.partitions)} partitions"
 
+    def connect(self) -> None:
+        """Create the client (if this process has none) so it connects in the background now."""
+        self._current()
+
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop polling and give records still queued a last chance to be delivered."""
         with self._lock:

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,11 @@ class Server:
             return response.status
 
 
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def running(
+    settings: Settings, tmp_path: Path, **extra_env: str
+) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
+    """`hookstream producer` with two workers, until the block ends (then a graceful stop)."""
     port = free_port_block(1)
     metrics_dir = tmp_path / "metrics"
     env = {
@@ -58,8 +62,11 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
         "FASTIO_WEBHOOK_SECRET": SECRET,
         "HOOKSTREAM_MAX_BODY_BYTES": str(MAX_BODY),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "HOOKSTREAM_DATA_DIR": str(tmp_path / "data"),
+        **extra_env,
     }
-    log = (tmp_path / "producer.log").open("wb")
+    log_path = tmp_path / "producer.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [HOOKSTREAM, "producer", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
         env=env,
@@ -76,20 +83,27 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
             except OSError:
                 time.sleep(0.5)
         else:
-            raise AssertionError((tmp_path / "producer.log").read_text())
+            raise AssertionError(log_path.read_text())
         # Both workers booted and loaded the app (the second may still be starting).
         for _ in range(60):
-            started = (tmp_path / "producer.log").read_text()
+            started = log_path.read_text()
             if started.count("Booting worker with pid") == 2:
                 break
             time.sleep(0.5)
         assert f"Using worker: {gunicorn_conf.worker_class}" in started, started
         assert started.count("Booting worker with pid") == 2, started
-        yield server
+        yield server, process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, (tmp_path / "producer.log").read_text()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log_path.read_text()
         log.close()
+
+
+@pytest.fixture
+def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
+    with running(settings, tmp_path) as (server, _):
+        yield server
 
 
 def scraped_total(text: str) -> float:
@@ -158,3 +172,23 @@ def test_hookstream_send_reports_a_refusal_with_a_non_zero_exit(server: Server, 
     )
     assert result.returncode == 1
     assert result.stdout.startswith('422 {"error": "missing_fields"')
+
+
+def test_a_fresh_producer_shows_every_known_series_at_zero(server: Server) -> None:
+    status, text = server.get("/metrics")  # before any webhook
+    assert status == 200
+    for reason in ("timeout", "error"):
+        assert f'hookstream_kafka_delivery_failures_total{{reason="{reason}"}} 0.0' in text
+    assert 'hookstream_http_rejections_total{provider="stripe",reason="kafka_unavailable"} 0.0' in text
+    assert 'hookstream_http_requests_total{provider="fastio",status="503"} 0.0' in text
+
+
+def test_a_graceful_stop_answers_and_delivers_what_is_in_flight(settings: Settings, tmp_path: Path) -> None:
+    # A long linger keeps each record queued in librdkafka for a second: the stop comes first.
+    linger = {"HOOKSTREAM_LIBRDKAFKA_LINGER_MS": "1500"}
+    with running(settings, tmp_path, **linger) as (server, process), ThreadPoolExecutor(4) as pool:
+        answers = [pool.submit(server.post, sample_event("fastio")) for _ in range(4)]
+        time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGTERM)
+        assert [answer.result(timeout=20) for answer in answers] == [200] * 4
+    assert len(read_records(settings, 4)) == 4
