@@ -290,13 +290,13 @@ def _execute(run: Run, results: Results) -> None:
         ]
         results.ingest = report.headline(results.summaries)
         results.comparisons = comparisons(results.summaries)
-    redis_url = ws.app_extra_env.get("hookstream_redis", {}).get("HOOKSTREAM_REDIS_URL")
-    measured = run.stage(
-        "store latency", partial(store_latency.both, ws.tmp / "store", redis_url, STORE_CALLS)
-    )
-    if measured:
-        results.extra.update((f"dedupe store: {m.store}", m) for m in measured)
-        results.comparisons += _store_comparisons(measured)
+        redis_url = ws.app_extra_env.get("hookstream_redis", {}).get("HOOKSTREAM_REDIS_URL")
+        measured = run.stage(
+            "store latency", partial(store_latency.both, ws.tmp / "store", redis_url, STORE_CALLS)
+        )
+        if measured:
+            results.extra.update((f"dedupe store: {m.store}", m) for m in measured)
+            results.comparisons += _store_comparisons(measured)
     if "codec" in cfg.stages:
         framings = run.stage("codec", partial(codec, ws))
         if framings:
