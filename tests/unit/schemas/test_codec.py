@@ -125,3 +125,10 @@ def _schemaless(schema: Any, record: dict[str, Any]) -> bytes:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, schema, record)
     return out.getvalue()
+
+
+def test_a_body_that_is_not_a_record_is_a_schema_error_not_a_crash() -> None:
+    """A registry id may name any schema (someone registered a plain string under the subject)."""
+    body = _schemaless("string", "just text")  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match="not a record"):
+        codec.read_body(body, 0, fastavro.parse_schema("string"), None, "(registry schema id 9)")
