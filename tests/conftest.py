@@ -1,7 +1,7 @@
 """Fixtures shared by every test: a real Kafka cluster and fresh topics on it.
 
-Where the broker comes from, in order: `KAFKA_BOOTSTRAP_SERVERS` if set; else the official
-`apache/kafka` image through testcontainers if a Docker engine answers; else the local broker
+Where the broker comes from, in order: `KAFKA_BOOTSTRAP_SERVERS` if set; else testcontainers'
+`KafkaContainer` (Confluent's `cp-kafka` image) if a Docker engine answers; else the local broker
 from the Maven Central jars (`hookstream_dev.kafka`) on free ports in a temporary home.
 A broker that cannot start is an error, never a skip: integration tests always run.
 """
@@ -19,7 +19,7 @@ import pytest
 
 from hookstream.admin import TopicSpec, admin_client, ensure_topics
 from hookstream.settings import Settings
-from hookstream_dev.kafka import KAFKA_VERSION, LocalCluster
+from hookstream_dev.kafka import LocalCluster
 from hookstream_dev.process import free_port_block
 
 # One module per server in tests/fixtures/ (Redis, OpenSearch, s3proxy, the registry, nginx).
@@ -40,30 +40,16 @@ def _docker_answers() -> bool:
 
 @contextmanager
 def _kafka_container() -> Iterator[str]:
-    """The official image, single KRaft node, advertised on a fixed free host port (the
-    advertised address must be known before start, so the port is chosen, not mapped)."""
-    from testcontainers.core.container import DockerContainer
-    from testcontainers.core.waiting_utils import wait_for_logs
+    """testcontainers' own KafkaContainer, one KRaft node on a mapped port. It drives Confluent's
+    cp-kafka image; 7.9 is Apache Kafka 3.9, which speaks everything Hookstream's clients use."""
+    from testcontainers.community.kafka import KafkaContainer
 
-    port = free_port_block(1)
-    container = (
-        DockerContainer(f"apache/kafka:{KAFKA_VERSION}")
-        .with_bind_ports(port, port)
-        .with_env("KAFKA_NODE_ID", "1")
-        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
-        .with_env("KAFKA_LISTENERS", f"PLAINTEXT://:{port},CONTROLLER://:9093")
-        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://localhost:{port}")
-        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
-        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
-        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
-        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
-        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
-        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
-    )
-    with container:
-        wait_for_logs(container, "Kafka Server started", timeout=120)
-        yield f"localhost:{port}"
+    container = KafkaContainer("confluentinc/cp-kafka:7.9.0").with_kraft()
+    container.with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false").start(timeout=120)  # 30 s is short on CI
+    try:
+        yield container.get_bootstrap_server()
+    finally:
+        container.stop()
 
 
 @pytest.fixture(scope="session")
