@@ -69,14 +69,15 @@ def test_compose_cli_accepts_it_where_installed() -> None:
 
 def test_services_and_images(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "redis", "registry", *APP_SERVICES, "prometheus", "grafana"}
+    stores = {"redis", "registry", "opensearch"}
+    assert set(services) == {"kafka", *stores, *APP_SERVICES, "prometheus", "grafana"}
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"  # same as the local broker
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     for name in APP_SERVICES:
         build = services[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
         assert services[name]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    for name in ("redis", "registry", "prometheus", "grafana"):
+    for name in (*stores, "prometheus", "grafana"):
         image = services[name]["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name} image must be pinned"
 
@@ -203,3 +204,10 @@ def test_image_healthcheck_script_on_a_closed_port(tmp_path: Path) -> None:
     env = {"HOOKSTREAM_HEALTHCHECK_URL": "http://127.0.0.1:1/healthz"}
     done = subprocess.run([sys.executable, str(ROOT / "deploy/healthcheck.py")], env=env, timeout=30)
     assert done.returncode == 1
+
+
+def test_the_indexer_writes_to_opensearch_once_it_is_healthy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["indexer"]["environment"]["HOOKSTREAM_OPENSEARCH_URL"] == "http://opensearch:9200"
+    assert services["indexer"]["depends_on"]["opensearch"]["condition"] == "service_healthy"
+    assert "/usr/share/opensearch/data" in services["opensearch"]["volumes"][0]
