@@ -2,9 +2,10 @@
 
 A record value is either Hookstream's framing, `b"H" + bytes([version]) + <schemaless Avro>`,
 where the prefix names the writer's schema kept in this folder, or the Confluent wire format
-(`schemas.registry`), where a registry id does. Either way a consumer reads the record through
-Avro schema resolution into the newest version it knows. A version it does not know is a
-`SchemaError`, which the consumer runtime treats as poison (DLQ), never as a crash.
+(`schemas.serializer`, `schemas.decoder`), where a registry id does. Either way a consumer
+reads the record through Avro schema resolution into the newest version it knows. A version it
+does not know is a `SchemaError`, which the consumer runtime treats as poison (DLQ), never as a
+crash.
 """
 
 from __future__ import annotations
