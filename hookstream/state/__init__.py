@@ -35,8 +35,9 @@ class StateStore(Protocol):
     def add(self, key: str, ttl_s: float, value: str = "1") -> bool:
         """Set `key` only if absent (SET NX PX): True when this call added it."""
 
-    def add_many(self, keys: Sequence[str], ttl_s: float) -> list[bool]:
-        """`add` for each key (value "1"), in one round trip; one bool per key, in order."""
+    def add_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str] | None = None) -> list[bool]:
+        """`add` for each key (with its value in `values`, else "1"), in one round trip; one bool
+        per key, in order."""
 
     def get(self, key: str) -> str | None:
         """The value of `key`, or None when it is absent or expired."""

@@ -29,7 +29,7 @@ return 0
 _ADD_MANY = """
 local added = {}
 for i, key in ipairs(KEYS) do
-  added[i] = redis.call('SET', key, '1', 'NX', 'PX', ARGV[1]) and 1 or 0
+  added[i] = redis.call('SET', key, ARGV[i + 1] or '1', 'NX', 'PX', ARGV[1]) and 1 or 0
 end
 return added
 """
@@ -92,14 +92,15 @@ class RedisStore:
             except redis.RedisError as exc:
                 raise self._unavailable(exc) from exc
 
-    def add_many(self, keys: Sequence[str], ttl_s: float) -> list[bool]:
+    def add_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str] | None = None) -> list[bool]:
         if not keys:
             return []
         with timed("redis", "add_many"):
             try:
                 self._redis()
                 assert self._add_many is not None
-                return [answer == 1 for answer in self._add_many(keys=list(keys), args=[_ms(ttl_s)])]
+                args: list[str | int] = [_ms(ttl_s), *(values or [])]
+                return [answer == 1 for answer in self._add_many(keys=list(keys), args=args)]
             except redis.RedisError as exc:
                 raise self._unavailable(exc) from exc
 

@@ -100,7 +100,7 @@ class SqliteStore:
             self._sweep(db, now)
         return added
 
-    def add_many(self, keys: Sequence[str], ttl_s: float) -> list[bool]:
+    def add_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str] | None = None) -> list[bool]:
         if not keys:
             return []
         now = time.time()
@@ -108,7 +108,10 @@ class SqliteStore:
         with self._session("add_many") as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                added = [db.execute(_ADD, (key, "1", expires_at, now)).rowcount == 1 for key in keys]
+                added = [
+                    db.execute(_ADD, (key, value, expires_at, now)).rowcount == 1
+                    for key, value in zip(keys, values or ["1"] * len(keys), strict=True)
+                ]
                 self._sweep(db, now)
             except BaseException:
                 db.execute("ROLLBACK")

@@ -74,6 +74,13 @@ def test_add_many_answers_per_key_in_order(store: StateStore, state_settings: Se
     assert all(store.get(key) == "1" for key in keys)
 
 
+def test_add_many_stores_the_values_given(store: StateStore, state_settings: Settings) -> None:
+    keys = [_key(state_settings, f"v{i}") for i in range(3)]
+    assert store.add(keys[1], 60, "earlier")
+    assert store.add_many(keys, 60, ["a", "b", "c"]) == [True, False, True]
+    assert [store.get(key) for key in keys] == ["a", "earlier", "c"]
+
+
 def test_add_many_sets_a_ttl(store: StateStore, state_settings: Settings) -> None:
     keys = [_key(state_settings, f"short{i}") for i in range(3)]
     store.add_many(keys, 0.2)
