@@ -25,9 +25,12 @@ def test_threads_each_wait_on_their_own_slot() -> None:
     waiters = [threading.Thread(target=wait, args=(slot,)) for slot in slots]
     for waiter in waiters:
         waiter.start()
-    handoff.start_thread(
-        lambda: [slot.deliver(error if n == 3 else None, None) for n, slot in enumerate(slots)]
-    )
+
+    def librdkafka() -> None:  # a native thread, as the poll thread is
+        for n, slot in enumerate(slots):
+            slot.deliver(error if n == 3 else None, None)
+
+    handoff.start_thread(librdkafka)
     for waiter in waiters:
         waiter.join(10)
     assert waited == [True] * 20
