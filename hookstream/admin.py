@@ -53,10 +53,15 @@ def admin_client(settings: Settings) -> AdminClient:
     return Admin(settings.kafka_common())
 
 
-def refusal(admin: AdminClient, exc: KafkaException, what: str, needs: tuple[str, str] | None = None) -> str:
+def refusal(
+    admin: AdminClient, failure: KafkaException | KafkaError, what: str, needs: tuple[str, str] | None = None
+) -> str:
     """One line for a failed admin request (see `kafka_access.explain`)."""
     watch: ConnectionWatch | None = getattr(admin, "watch", None)
-    return explain(exc.args[0], what, watch, needs)
+    if watch is not None:
+        admin.poll(0)  # librdkafka's log lines reach the watch only when the client is polled
+    error = failure.args[0] if isinstance(failure, KafkaException) else failure
+    return explain(error, what, watch, needs)
 
 
 def denial(admin: AdminClient, error: KafkaError, operation: str, resource: str) -> str | None:

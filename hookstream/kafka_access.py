@@ -4,7 +4,8 @@ missing ACL (which operation on which resource).
 librdkafka does not fail a request when the TLS handshake or the SASL exchange is refused: it
 logs the cause and keeps retrying until the request times out with "Broker transport failure".
 A `ConnectionWatch` given to the client as its `logger` keeps that cause (and keeps librdkafka's
-repeated lines off stderr), so the timeout can be reported with the reason behind it.
+repeated lines off stderr), so the timeout can be reported with the reason behind it. The
+lines reach the logger when the client is polled (`poll()`, `consume()`): poll before asking.
 """
 
 from __future__ import annotations

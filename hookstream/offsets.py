@@ -48,6 +48,9 @@ def list_groups(admin: AdminClient) -> list[str]:
     # Kafka lists only the groups this user may DESCRIBE: no ACL error, just fewer groups.
     futures = admin.list_consumer_groups(request_timeout=TIMEOUT_S)
     listing = _result(admin, futures, "cannot list consumer groups")
+    if listing.errors and not listing.valid:
+        # No broker answered (refused, or down): the listing is empty, which is no answer.
+        raise OffsetsError(refusal(admin, listing.errors[0], "cannot list consumer groups"))
     return sorted(group.group_id for group in listing.valid)
 
 
