@@ -50,11 +50,23 @@ class Archiver(Handler):
         self._schema: Any = fastavro.parse_schema(archive_schema())
         self._open: dict[int, OpenObject] = {}
         self._rolled: dict[int, deque[OpenObject]] = {}
+        # (partition, offset) -> archive it? Decided for the whole batch in one round trip.
+        self._first_copies: dict[tuple[int, int], bool] = {}
 
     # -- records in ----------------------------------------------------------------------------
 
+    def start_batch(self, records: list[Record]) -> None:
+        try:
+            self._first_copies = self._claim(records)
+        except TransientError:
+            self._first_copies = {}  # each `handle` claims its own record, and raises its own error
+
     def handle(self, record: Record) -> None:
-        if not self._first_copy(record):
+        position = (record.partition, record.offset)
+        first = self._first_copies.pop(position, None)
+        if first is None:
+            first = self._claim([record])[position]
+        if not first:
             return
         partition = record.partition
         current = self._open.get(partition)
@@ -68,15 +80,21 @@ class Archiver(Handler):
             current = self._open[partition] = OpenObject(key, record)
         current.add(record.offset, datum(record, self._schema))
 
-    def _first_copy(self, record: Record) -> bool:
-        """False for a second Kafka copy of an archived event. The store keeps the position of the
-        copy that was archived, so a redo of that very record is archived again, as it must be."""
-        key = state_key(self._topic, "archived", record.envelope.event_id, group=self._group)
-        position = f"{record.partition}:{record.offset}"
+    def _claim(self, records: list[Record]) -> dict[tuple[int, int], bool]:
+        """Whether each record is the first Kafka copy of its event (False for a second copy of an
+        archived event). The store keeps the position of the copy archived, so a redo of that
+        very record (after a crash or a rebalance) is archived again, as it must be."""
+        keys = [state_key(self._topic, "archived", r.envelope.event_id, group=self._group) for r in records]
+        positions = [f"{r.partition}:{r.offset}" for r in records]
         try:
-            return self._store.add(key, EVENT_ID_WINDOW_S, position) or self._store.get(key) == position
+            added = self._store.add_many(keys, EVENT_ID_WINDOW_S, positions)
+            first = [
+                new or self._store.get(key) == position
+                for new, key, position in zip(added, keys, positions, strict=True)
+            ]
         except StateStoreUnavailable as exc:
             raise TransientError(str(exc)) from exc
+        return {(r.partition, r.offset): keep for r, keep in zip(records, first, strict=True)}
 
     def _roll(self, partition: int) -> None:
         self._rolled.setdefault(partition, deque()).append(self._open.pop(partition))
