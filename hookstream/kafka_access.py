@@ -103,6 +103,14 @@ def watched(conf: KafkaConf, report: logging.Logger | None = None) -> tuple[Kafk
     return {**conf, "logger": watch.logger()}, watch  # type: ignore[dict-item]
 
 
+def cause_of(error: KafkaError, conf: Mapping[str, object]) -> str | None:
+    """For an error a client's `error_cb` receives (_AUTHENTICATION, _SSL, _TRANSPORT), the line
+    saying Kafka refused who the client is, if it did; None for anything else (Kafka down)."""
+    if error.code() not in (KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError._TRANSPORT):
+        return None
+    return _cause(error.str(), conf)
+
+
 def denied(error: KafkaError, operation: str, resource: str, conf: Mapping[str, object]) -> str | None:
     """For an authorization failure, the line that names what is missing; else None."""
     if error.code() not in _AUTHORIZATION_FAILURES:
