@@ -40,6 +40,20 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+def records_in_topic(settings: Settings) -> int:
+    """How many records the events topic holds: exact once a 200 was answered, since the
+    producer answers only after acks=all, when the high watermark has passed the record."""
+    consumer = Consumer({**settings.kafka_common(), "group.id": f"test-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(settings.topic, timeout=10).topics[settings.topic].partitions
+        marks = (
+            consumer.get_watermark_offsets(TopicPartition(settings.topic, p), timeout=10) for p in partitions
+        )
+        return sum(high - low for low, high in marks)
+    finally:
+        consumer.close()
+
+
 def read_records(settings: Settings, count: int, timeout_s: float = 30.0) -> list[Message]:
     """Every record on the events topic, up to `count` (fewer only when the timeout ends)."""
     consumer = Consumer(
