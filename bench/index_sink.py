@@ -8,8 +8,10 @@ same documents into the same index, in the same run (issue 13's 0.8x targets).
   batch, into the same schema and triggers (`consumers.index.sqlite.connect`).
 
 Kafka is left out on both sides: the runtime's share is `bench.groups`' comparison with the raw
-poll loop. Each round writes into a fresh index and alternates the two sides, so both see the
-same machine; the median round counts. Rates are wall-clock: the backend is another process.
+poll loop. Each round writes into a fresh index and runs the two sides one after the other, the
+first alternating, so both see the same machine; the median round counts. Rates are wall-clock
+(the backend is another process), so a busy machine shows less of the indexer's overlap of
+mapping and writing than a quiet one.
 
     python -m bench.index_sink [--opensearch-url URL] [--events N] [--rounds R]
 
@@ -100,6 +102,11 @@ def _batches(items: list[Record], size: int) -> Iterator[list[Record]]:
         yield items[start : start + size]
 
 
+def _order(round_: int) -> tuple[str, str]:
+    """Who goes first alternates: a warmer cache or a quieter moment favours neither side."""
+    return ("indexer", "plain") if round_ % 2 == 0 else ("plain", "indexer")
+
+
 def _timed(work: Callable[[], None], events: int) -> float:
     started = time.perf_counter()
     work()
@@ -155,9 +162,9 @@ def opensearch_rate(url: str, recs: list[Record], batch: int, rounds: int) -> Si
         for e in _events(recs)
     ]
     pairs = []
-    for _ in range(rounds):
-        rates = []
-        for side in ("indexer", "plain"):
+    for n in range(rounds):
+        rates = {}
+        for side in _order(n):
             settings = replace(
                 Settings(), opensearch_url=url, opensearch_index=f"bench-files-{uuid.uuid4().hex[:8]}"
             )
@@ -166,10 +173,10 @@ def opensearch_rate(url: str, recs: list[Record], batch: int, rounds: int) -> Si
                 work = partial(_indexer_run, settings, batches)
             else:
                 work = partial(_plain_bulk, url, settings.opensearch_index, actions, batch)
-            rates.append(_timed(work, len(recs)))
+            rates[side] = _timed(work, len(recs))
             with client(settings) as admin:
                 admin.indices.delete(index=f"{settings.opensearch_index}-*")
-        pairs.append((rates[0], rates[1]))
+        pairs.append((rates["indexer"], rates["plain"]))
     return _rate("opensearch", len(recs), batch, pairs)
 
 
@@ -180,11 +187,16 @@ def sqlite_rate(recs: list[Record], batch: int, rounds: int) -> SinkRate:
     work = Path(tempfile.mkdtemp(prefix="bench-index-"))
     try:
         for n in range(rounds):
-            settings = replace(Settings(), data_dir=work / f"indexer-{n}", opensearch_url=None)
-            mine = _timed(partial(_indexer_run, settings, batches), len(recs))
-            db = connect(work / f"plain-{n}.sqlite3")
-            pairs.append((mine, _timed(partial(_plain_executemany, db, rows), len(recs))))
-            db.close()
+            rates = {}
+            for side in _order(n):
+                if side == "indexer":
+                    settings = replace(Settings(), data_dir=work / f"indexer-{n}", opensearch_url=None)
+                    rates[side] = _timed(partial(_indexer_run, settings, batches), len(recs))
+                else:
+                    db = connect(work / f"plain-{n}.sqlite3")
+                    rates[side] = _timed(partial(_plain_executemany, db, rows), len(recs))
+                    db.close()
+            pairs.append((rates["indexer"], rates["plain"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return _rate("sqlite", len(recs), batch, pairs)
