@@ -69,7 +69,7 @@ def test_compose_cli_accepts_it_where_installed() -> None:
 
 def test_services_and_images(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    stores = {"redis", "registry", "opensearch"}
+    stores = {"redis", "registry", "opensearch", "s3"}
     assert set(services) == {"kafka", *stores, *APP_SERVICES, "prometheus", "grafana"}
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"  # same as the local broker
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
