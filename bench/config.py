@@ -92,7 +92,8 @@ class BenchConfig:
     profile_s: float
     endpoint_requests: int  # sequential in-process requests under cProfile
     index_events: int  # events through the indexer and its plain loop, per round
-    archive_events: int  # events through the archiver and its plain loop
+    archive_events: int  # events through the archiver and its plain loop, per round
+    archive_rss_events: int  # event_ids through one archiver while its RSS is sampled
     codec_records: int
     out_dir: Path
     hookstream_env: tuple[tuple[str, str], ...]  # extra variables for the producer, to try a tuning
@@ -189,7 +190,8 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         profile_s=float(pick(None, "BENCH_PROFILE_S", "15", "5")),
         endpoint_requests=int(pick(None, "BENCH_ENDPOINT_REQUESTS", "3000", "1000")),
         index_events=int(pick(None, "BENCH_INDEX_EVENTS", "50000", "10000")),
-        archive_events=int(pick(None, "BENCH_ARCHIVE_EVENTS", "1000000", "20000")),
+        archive_events=int(pick(None, "BENCH_ARCHIVE_EVENTS", "100000", "10000")),
+        archive_rss_events=int(pick(None, "BENCH_ARCHIVE_RSS_EVENTS", "1000000", "100000")),
         codec_records=int(pick(None, "BENCH_CODEC_RECORDS", "200000", "20000")),
         out_dir=args.out or Path(pick(None, "BENCH_OUT", "docs/benchmarks", "build/bench")),
         hookstream_env=tuple(_pairs(env.get("BENCH_HOOKSTREAM_ENV", ""))),

@@ -103,6 +103,11 @@ def targets(
         for c in comparisons
         if c.ceiling is not None
     ]
+    found += [
+        Verdict(f"{c.name} <= {c.max_ratio}x {c.reference_name}", c.ratio, _at_most(c.ratio, c.max_ratio))
+        for c in comparisons
+        if c.max_ratio is not None
+    ]
     for group in consumers.groups if consumers else ():
         found.append(
             Verdict(

@@ -251,7 +251,7 @@ class EndpointProfile:
 @dataclass(frozen=True)
 class Comparison:
     """A figure measured side by side with its reference in the same run, and its target:
-    `floor` on the ratio (value / reference), or `ceiling` on the value itself."""
+    `floor` or `max_ratio` on the ratio (value / reference), or `ceiling` on the value itself."""
 
     name: str  # e.g. "producer with Redis dedupe, acked req/s"
     value: float | None
@@ -260,6 +260,7 @@ class Comparison:
     unit: str
     floor: float | None = None
     ceiling: float | None = None
+    max_ratio: float | None = None
 
     @property
     def ratio(self) -> float | None:

@@ -7,8 +7,10 @@ the stages after it, so one broken app never costs the rest of a run.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -241,6 +243,28 @@ def index(ws: Workspace) -> tuple[object, list[Comparison]]:
     ]  # fmt: skip
 
 
+def archive(ws: Workspace) -> tuple[object, list[Comparison]]:
+    """The archiver against a plain consume + Avro + boto3 loop on S3 (s3proxy), and its RSS over
+    many event_ids (`bench/archive_sink.py`, in a process of its own: it runs a group member)."""
+    from bench.archive_sink import ArchiveSinkResult
+
+    cfg = ws.cfg
+    cmd = [sys.executable, "-m", "bench.archive_sink", "--bootstrap", ws.broker.bootstrap,
+           "--events", str(cfg.archive_events), "--rss-events", str(cfg.archive_rss_events)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False, cwd=launch.REPO)
+    if done.returncode != 0:
+        raise RuntimeError(f"archive sink failed: {done.stderr.strip()[-400:]}")
+    saved = json.loads(done.stdout.strip().splitlines()[-1])
+    found = ArchiveSinkResult(**{**saved, "ratios": tuple(saved["ratios"]), "rss_mb": tuple(saved["rss_mb"])})
+    rss = found.rss_mb
+    return found, [
+        Comparison("archiver events/s to S3", found.archiver_eps, "plain boto3 loop", found.plain_eps,
+                   "events/s", floor=0.8),
+        Comparison(f"archiver RSS after {found.rss_events:,} event_ids", rss[-1] if rss else None,
+                   "after the first tenth", rss[0] if rss else None, "MB", max_ratio=1.25),
+    ]  # fmt: skip
+
+
 def _warm_up(ws: Workspace) -> float:
     """Records through the broker before any measurement, so the JIT has compiled its hot
     paths: otherwise whichever app comes first is measured against a slower broker."""
@@ -307,6 +331,10 @@ def _execute(run: Run, results: Results) -> None:
         if indexed:
             results.extra["index sink: indexer vs plain loops"] = indexed[0]
             results.comparisons += indexed[1]
+        archived = run.stage("archive sink", partial(archive, ws))
+        if archived:
+            results.extra["archive sink: archiver vs plain loop"] = archived[0]
+            results.comparisons += archived[1]
     if "broker" in cfg.stages:
         hookstream_rps = results.ingest.hookstream_rps if results.ingest else None
         results.broker = run.stage("broker limit", partial(run.broker_limit, hookstream_rps))

@@ -121,6 +121,9 @@ def test_targets_say_which_were_met_and_which_were_not_measured() -> None:
         Comparison(
             "producer with the registry's framing, acked req/s", None, "without", 3800.0, "req/s", floor=0.95
         ),
+        Comparison(
+            "archiver RSS after 1M event_ids", 130.0, "after the first tenth", 100.0, "MB", max_ratio=1.25
+        ),
     ]
     verdicts = {
         v.target: v.met
@@ -133,6 +136,7 @@ def test_targets_say_which_were_met_and_which_were_not_measured() -> None:
     assert verdicts["producer with Redis dedupe, acked req/s >= 0.9x embedded"] is True
     assert verdicts["producer with Redis dedupe, p99 at 1000 req/s <= 20.0 ms"] is False
     assert verdicts["producer with the registry's framing, acked req/s >= 0.95x without"] is None
+    assert verdicts["archiver RSS after 1M event_ids <= 1.25x after the first tenth"] is False
     assert verdicts["indexer >= 70% of the raw poll loop"] is True
     assert verdicts["notifier >= 70% of the raw poll loop"] is False
     assert verdicts["end-to-end p99 <= 1 s at 1000 req/s (ms)"] is True
