@@ -20,7 +20,8 @@ from producer.errors import PayloadError, SignatureError
 
 
 class Headers(Protocol):
-    """Case-insensitive header access (werkzeug's `EnvironHeaders`, or any such mapping)."""
+    """Header lookup by name: the Flask request's werkzeug `EnvironHeaders` (case-insensitive)
+    in the app; tests pass a plain dict spelled as each provider spells its headers."""
 
     def get(self, key: str, /) -> str | None: ...
 
