@@ -41,8 +41,8 @@ TARGETS = (
         ("hookstream/settings.py",),
         ("tests/unit/hookstream/test_settings.py", "tests/unit/hookstream/test_kafka_config.py"),
     ),
-    Target(("schemas/codec.py",), ("tests/unit/schemas",)),
-    Target(("consumers/index/mapping.py",), ("tests/unit/consumers/test_indexer_mapping.py",)),
+    Target(("schemas/codec.py",), ("tests/unit/schemas/test_codec.py", "tests/unit/schemas/test_compat.py")),
+    Target(("consumers/index/events.py",), ("tests/unit/consumers/test_indexer_mapping.py",)),
 )
 KILLED = {"ok_killed", "ok_suspicious"}  # suspicious: the tests failed by running far too long
 
