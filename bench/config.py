@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = ("workers", "ingest", "broker", "consumers", "sinks", "codec", "e2e", "profile")
+STAGES = ("workers", "ingest", "codec", "index", "archive", "broker", "consumers", "e2e", "profile")
 # The headline apps, then the producer's variants (the same producer with Redis dedupe, with
 # the registry's framing), each compared with the plain producer of the same rounds.
 HEADLINE_APPS = ("hookstream", "baseline", "peer", "flask_ceiling", "wsgi_ceiling")

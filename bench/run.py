@@ -326,11 +326,12 @@ def _execute(run: Run, results: Results) -> None:
         if framings:
             results.extra["codec: own vs registry framing"] = framings[0]
             results.comparisons += framings[1]
-    if "sinks" in cfg.stages:
+    if "index" in cfg.stages:
         indexed = run.stage("index sink", partial(index, ws))
         if indexed:
             results.extra["index sink: indexer vs plain loops"] = indexed[0]
             results.comparisons += indexed[1]
+    if "archive" in cfg.stages:
         archived = run.stage("archive sink", partial(archive, ws))
         if archived:
             results.extra["archive sink: archiver vs plain loop"] = archived[0]
