@@ -83,6 +83,7 @@ class LocalRegistry:
         self.management_port = port + 1
         self.heap_mb = heap_mb
         self.log_file = home / "registry.log"
+        self.version: str | None = None  # the Apicurio release, once started
         self._daemon = Daemon("the schema registry", home / "registry.pid", f"-Dhookstream.registry={home}")
 
     @property
@@ -101,6 +102,7 @@ class LocalRegistry:
             return
         release, java = choose_release()
         folder = unpacked(release)
+        self.version = release.version
         for port in (self.port, self.management_port):
             if port_open(port):
                 raise DevServerError(f"port {port} is taken by another process; stop it or choose --port")
@@ -153,7 +155,10 @@ def main(argv: list[str] | None = None) -> None:
             print(fetch())
         elif args.action == "start":
             registry.start()
-            print(f"schema registry (pid {registry.pid()}): HOOKSTREAM_SCHEMA_REGISTRY_URL={registry.url}")
+            print(
+                f"Apicurio Registry {registry.version} (pid {registry.pid()}): "
+                f"HOOKSTREAM_SCHEMA_REGISTRY_URL={registry.url}"
+            )
         elif args.action == "stop":
             registry.stop()
             print("schema registry stopped")
