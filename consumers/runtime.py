@@ -25,7 +25,7 @@ from consumers.breaker import Breaker
 from consumers.dead_letters import DeadLetterRoute
 from consumers.decoding import Decoder, Outcome
 from consumers.dlq import DeadLetterPublisher
-from consumers.errors import CircuitOpenError, FlushError, is_transient
+from consumers.errors import CircuitOpenError, ConsumerError, FlushError, is_transient
 from consumers.frontier import OffsetFrontier
 from consumers.handler import Handler, Record
 from consumers.member_lag import MemberLag
@@ -34,6 +34,7 @@ from consumers.pausing import Interrupted, PartitionGone, Pauser
 from consumers.retry import RetryPolicy
 from hookstream.errors import SchemaError
 from hookstream.kafka import ConsumerConfig
+from hookstream.kafka_access import cause_of, denied, watched
 from hookstream.settings import Settings
 
 log = logging.getLogger("hookstream.consumers")
@@ -80,6 +81,8 @@ class Member:
 
         self._consumer: Consumer | None = None
         self._stopping = False
+        # Why Kafka refused this member (credentials, certificate): retrying cannot help.
+        self._refused: str | None = None
         self._healthy = True
         # Partitions revoked while the current batch is processed: their remaining records
         # belong to the new owner now.
@@ -104,11 +107,8 @@ class Member:
         self._stopping = True
 
     def run(self) -> None:
-        conf = {
-            **self._config.as_librdkafka(),
-            "on_commit": self._on_commit,
-            "error_cb": self._on_kafka_error,
-        }
+        librdkafka, self._watch = watched(self._config.as_librdkafka(), log)
+        conf = {**librdkafka, "on_commit": self._on_commit, "error_cb": self._on_kafka_error}
         consumer = self._consumer = Consumer(conf)
         consumer.subscribe(
             [self.settings.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -149,6 +149,8 @@ class Member:
                 self._handler.close()
                 self._dead_letters.close()
             log.info("member stopped", extra={"fields": {"group": self.group, "clean": clean}})
+        if self._refused is not None:
+            raise ConsumerError(f"group {self.group} cannot consume: {self._refused}")
 
     # -- the batch -----------------------------------------------------------------------------
 
@@ -356,6 +358,11 @@ class Member:
             log.warning("offset commit failed", extra={"fields": {"group": self.group, "error": str(error)}})
 
     def _on_kafka_error(self, error: KafkaError) -> None:
+        refused = cause_of(error, self._watch.conf)
+        if refused is not None:
+            self._refused = refused
+            self._stopping = True  # one clear line at start (hookstream consume), not endless retries
+            return
         log.warning("kafka client error", extra={"fields": {"group": self.group, "error": str(error)}})
 
     def _on_message_error(self, msg: Message) -> None:
@@ -364,6 +371,11 @@ class Member:
             return
         if error.fatal():
             raise KafkaException(error)
+        on_group = error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+        resource = f"group {self._config.group_id}" if on_group else f"topic {self.settings.topic}"
+        missing = denied(error, "READ", resource, self._watch.conf)
+        if missing is not None:
+            raise ConsumerError(f"group {self.group} cannot consume: {missing}")
         log.warning("consume error", extra={"fields": {"group": self.group, "error": str(error)}})
 
 
