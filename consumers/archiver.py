@@ -22,6 +22,7 @@ from consumers.archive.layout import RollPolicy, archive_schema, object_key
 from consumers.archive.storage import Storage, open_storage
 from consumers.errors import TransientError, is_transient
 from consumers.handler import Handler, Record
+from consumers.metrics import ARCHIVE_UPLOADS
 from hookstream.errors import StateStoreUnavailable
 from hookstream.settings import Settings
 from hookstream.state import StateStore, open_store, state_key
@@ -133,12 +134,14 @@ class Archiver(Handler):
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            ARCHIVE_UPLOADS.labels("failed").inc()
             # Kept, and tried again on the next call: the partition's offsets stay where they are.
             log.warning(
                 "archive upload failed, will retry",
                 extra={"fields": {"key": obj.key, "to": self._storage.name, "error": str(exc)}},
             )
             return False
+        ARCHIVE_UPLOADS.labels("ok").inc()
         waiting.popleft()
         if not waiting:
             del self._rolled[partition]

@@ -54,6 +54,11 @@ NOT_DURABLE = Gauge(
     "per assigned partition: their offsets are not committed yet.",
     ["group", "topic", "partition"],
 )
+ARCHIVE_UPLOADS = Counter(
+    "hookstream_archive_uploads_total",
+    "Archive objects the archiver tried to upload, by result (ok, failed: kept and tried again).",
+    ["result"],
+)
 REBALANCES = Counter(
     "hookstream_consumer_rebalances_total",
     "Partition assignment changes (assign|revoke|lost).",
