@@ -3,13 +3,17 @@
 `S3Proxy(home).start()` serves S3 on loopback at `endpoint` with fixed development credentials
 (`ACCESS_KEY` / `SECRET_KEY`), keeping its buckets as folders under `home/blobs`. A stop and a
 start on the same home keep every object, so a test can take the endpoint away mid-stream and
-bring it back.
+bring it back. By hand: `python -m hookstream_dev.s3proxy start [--bucket NAME]` prints the
+variables to export.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
+from hookstream.errors import HookstreamError
 from hookstream_dev.process import (
     CACHE,
     Daemon,
@@ -26,6 +30,8 @@ ACCESS_KEY = "hookstream-dev"
 SECRET_KEY = "hookstream-dev-secret"
 REGION = "us-east-1"
 START_TIMEOUT_S = 60.0
+DEFAULT_HOME = Path.home() / ".local" / "share" / "hookstream" / "s3proxy"
+DEFAULT_PORT = 9000
 
 
 def jar() -> Path:
@@ -90,6 +96,10 @@ class S3Proxy:
         what = f"s3proxy on {self.endpoint}"
         wait_until(lambda: port_open(self.port), START_TIMEOUT_S, what, self.daemon.running)
 
+    def make_bucket(self, name: str) -> None:
+        """A bucket of the filesystem backend is a folder: made without a request."""
+        (self.home / "blobs" / name).mkdir(parents=True, exist_ok=True)
+
     def stop(self) -> None:
         self.daemon.stop()
 
@@ -98,3 +108,32 @@ class S3Proxy:
 
     def running(self) -> bool:
         return self.daemon.running()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hookstream_dev.s3proxy", description=__doc__)
+    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="buckets, log and pid file")
+    parser.add_argument("--bucket", default="hookstream-archive", help="made at start if missing")
+    args = parser.parse_args(argv)
+    server = S3Proxy(args.home, args.port)
+    try:
+        if args.action == "start":
+            server.make_bucket(args.bucket)
+            server.start()
+            exports = " ".join(f"{name}={value}" for name, value in server.environment().items())
+            print(f"s3proxy: {server.endpoint} (log {args.home / 's3proxy.log'}); export {exports}")
+            print(f"export HOOKSTREAM_ARCHIVE_URL=s3://{args.bucket}/events")
+        elif args.action == "stop":
+            server.stop()
+            print("s3proxy: stopped")
+        else:
+            print(f"s3proxy: {'running' if server.running() else 'stopped'} on port {args.port}")
+    except HookstreamError as exc:
+        print(f"hookstream_dev.s3proxy: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
