@@ -261,9 +261,12 @@ class Comparison:
     floor: float | None = None
     ceiling: float | None = None
     max_ratio: float | None = None
+    paired_ratio: float | None = None  # the median of each round's ratio, where rounds paired the two
 
     @property
     def ratio(self) -> float | None:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         return round(self.value / self.reference, 3) if self.value is not None and self.reference else None
 
 

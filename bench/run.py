@@ -238,7 +238,7 @@ def index(ws: Workspace) -> tuple[object, list[Comparison]]:
     plain = ((found.opensearch, "plain helpers.bulk loop"), (found.sqlite, "plain executemany"))
     return found, [
         Comparison(f"indexer events/s on {rate.backend}", rate.indexer_eps, loop, rate.plain_eps, "events/s",
-                   floor=0.8)
+                   floor=0.8, paired_ratio=rate.ratio)
         for rate, loop in plain
     ]  # fmt: skip
 
@@ -259,7 +259,7 @@ def archive(ws: Workspace) -> tuple[object, list[Comparison]]:
     rss = found.rss_mb
     return found, [
         Comparison("archiver events/s to S3", found.archiver_eps, "plain boto3 loop", found.plain_eps,
-                   "events/s", floor=0.8),
+                   "events/s", floor=0.8, paired_ratio=found.ratio),
         Comparison(f"archiver RSS after {found.rss_events:,} event_ids", rss[-1] if rss else None,
                    "after the first tenth", rss[0] if rss else None, "MB", max_ratio=1.25),
     ]  # fmt: skip

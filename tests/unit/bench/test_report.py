@@ -155,3 +155,12 @@ def test_report_is_tables_and_figures_and_json_keeps_computed_figures() -> None:
     saved = json.loads(json.dumps(plain(results)))  # what write() puts in results.json
     step = saved["runs"][0]["steps"][1]
     assert step["acked_rps"] == 4000.0 and step["errors"] == 0 and step["cpu_ms_per_request"] == 0.3
+
+
+def test_a_paired_ratio_is_the_median_of_the_rounds_not_of_the_medians() -> None:
+    # rounds alternated the two sides: 0.9, 1.0, 0.7 -> 0.9, although 2,000 / 2,600 is 0.77
+    paired = Comparison(
+        "archiver events/s", 2000.0, "plain loop", 2600.0, "events/s", floor=0.8, paired_ratio=0.9
+    )
+    assert paired.ratio == 0.9
+    assert Comparison("x", 2000.0, "y", 2600.0, "events/s").ratio == 0.769
