@@ -20,9 +20,10 @@ from bench.apps.signature import PATH
 from bench.config import WorkerSetting
 from bench.ingest import Workspace, load
 from bench.results import EndToEnd, LoopRate
-from bench.servers import Server, free_port, running
+from bench.servers import Server, running
 from hookstream.kafka import ProducerConfig
 from hookstream.settings import Settings
+from hookstream_dev.process import free_port_block
 from schemas.codec import Envelope, encode, utc_now
 
 GROUPS = ("indexer", "notifier", "archiver")
@@ -137,7 +138,7 @@ def wait_processed(
 
 
 def consumer_server(ws: Workspace, group: str, topic: str, extra_env: dict[str, str] | None = None) -> Server:
-    port = free_port()
+    port = free_port_block(1)
     env = {**ws.app_env(topic, f"consume-{group}"), "HOOKSTREAM_METRICS_PORT": str(port), **(extra_env or {})}
     argv = [str(launch.BIN / "hookstream"), "consume", group]
     return Server(f"consume-{group}", argv, env, port, ws.log_dir / f"consume-{group}.log", launch.REPO)
@@ -145,7 +146,7 @@ def consumer_server(ws: Workspace, group: str, topic: str, extra_env: dict[str, 
 
 def sink_server(ws: Workspace) -> Server:
     """Where the notifier's HTTP notifications go: a bare WSGI 204, fast enough not to matter."""
-    port = free_port()
+    port = free_port_block(1)
     argv = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
         "--worker-class", "gthread", "--threads", "8", "--log-level", "warning", "bench.apps.sink:app",
@@ -183,7 +184,7 @@ def end_to_end(ws: Workspace, setting: WorkerSetting) -> EndToEnd:
     topic = ws.broker.create_topic("bench-e2e")
     ws.broker.create_topic(f"{topic}-dlq")
     producer = launch.server(
-        "hookstream", free_port(), setting, ws.env_of("hookstream", topic, "e2e"), ws.log_dir, "-e2e"
+        "hookstream", free_port_block(1), setting, ws.env_of("hookstream", topic, "e2e"), ws.log_dir, "-e2e"
     )
     probe = ws.targets("e2e-probe", producer.url + PATH, 1)
     with running(producer, ready_probe=probe), running(consumer_server(ws, "indexer", topic)) as indexer:

@@ -16,7 +16,8 @@ from bench.apps.signature import PATH
 from bench.broker import BenchBroker
 from bench.config import BenchConfig, WorkerSetting
 from bench.results import AppRun, AppSummary, Spread, Step
-from bench.servers import Server, free_port, running
+from bench.servers import Server, running
+from hookstream_dev.process import free_port_block
 
 WARMUP_RATE = 500
 
@@ -104,7 +105,7 @@ def measure_app(
     """Start `app`, warm it up, run every step against it, read its memory, stop it."""
     name = f"{app}{label}"
     topic = ws.broker.create_topic(f"bench-{name}") if app in launch.USES_KAFKA else f"bench-{name}"
-    server = launch.server(app, free_port(), setting, ws.env_of(app, topic, name), ws.log_dir, label)
+    server = launch.server(app, free_port_block(1), setting, ws.env_of(app, topic, name), ws.log_dir, label)
     probe = ws.targets(f"{name}-probe", server.url + PATH, 1)
     with running(server, ready_probe=probe):
         warmup = load(ws, server, f"{name}-warmup", WARMUP_RATE, ws.cfg.warmup_s)

@@ -26,7 +26,8 @@ from bench.apps.signature import PATH
 from bench.config import WorkerSetting
 from bench.ingest import Workspace, load
 from bench.results import EndpointProfile, Profile, Share
-from bench.servers import free_port, running
+from bench.servers import running
+from hookstream_dev.process import free_port_block
 
 # What a sample is charged to: the outermost frame (from the thread's root down) that belongs
 # to one of these parts; a sample in none of them goes to the deepest container it passed
@@ -110,7 +111,12 @@ def profile_producer(ws: Workspace, setting: WorkerSetting) -> Profile:
     seconds = ws.cfg.profile_s
     topic = ws.broker.create_topic("bench-profile")
     server = launch.server(
-        "hookstream", free_port(), setting, ws.env_of("hookstream", topic, "profile"), ws.log_dir, "-profile"
+        "hookstream",
+        free_port_block(1),
+        setting,
+        ws.env_of("hookstream", topic, "profile"),
+        ws.log_dir,
+        "-profile",
     )
     out = ws.tmp / "profile.txt"
     with running(server, ready_probe=ws.targets("profile-probe", server.url + PATH, 1)):
