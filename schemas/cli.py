@@ -71,6 +71,8 @@ def check(folder: Path | None, as_json: bool) -> None:
             f"envelope v{result.version} is compatible with {result.subject} "
             f"under {result.compatibility} ({checked})"
         )
+        for note in result.notes:
+            click.echo(f"  note: {note}", err=True)
     else:
         click.echo(
             f"envelope v{result.version} is INCOMPATIBLE with {result.subject} under {result.compatibility}:",

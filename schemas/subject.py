@@ -65,7 +65,8 @@ class CheckResult:
     compatibility: str
     compatible: bool
     against: list[int] = field(default_factory=list)  # registry versions it was checked against
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why not compatible
+    notes: list[str] = field(default_factory=list)  # worth knowing even when compatible
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,10 +121,13 @@ def check(settings: Settings, folder: Path | None = None) -> CheckResult:
     version, text = list(local_schemas(folder).items())[-1]
     versions = registry.call(f"list {name}'s versions", lambda: client.get_versions(name))
     if isinstance(versions, registry.RegistryAnswer):  # nothing registered: anything goes
-        return CheckResult(name, version, DEFAULT_RULE, True)
+        return CheckResult(
+            name, version, DEFAULT_RULE, True, notes=[f"nothing is registered under {name} yet"]
+        )
     rule = _compatibility(client, name) or _compatibility(client, None) or NO_RULE
-    if rule == NO_RULE:
-        return CheckResult(name, version, rule, True)
+    if rule == NO_RULE:  # the registry would take anything: the gate is worth nothing, say so
+        note = f"{name} has no compatibility rule: nothing is checked"
+        return CheckResult(name, version, rule, True, notes=[note])
     transitive = rule.endswith("_TRANSITIVE")
     against = sorted(versions) if transitive else [max(versions)]
     candidate = Schema(text, "AVRO")

@@ -79,6 +79,16 @@ def test_check_refuses_an_incompatible_change_naming_the_field(
     assert refused.exit_code == 1 and "tenant" in str(refused.exception or refused.output)
 
 
+def test_check_says_when_the_subject_checks_nothing(registry_settings: Settings) -> None:
+    client = registry.client(registry_settings)
+    client.register_schema(registry.subject(registry_settings.topic), registry.local_schema(1))
+    report = json.loads(run(registry_settings, "check", "--json").output)  # Apicurio's global NONE
+    assert (report["compatibility"], report["compatible"]) == ("NONE", True)
+    assert report["notes"] == [
+        f"{registry_settings.topic}-value has no compatibility rule: nothing is checked"
+    ]
+
+
 def test_without_a_registry_url_the_commands_say_what_to_set() -> None:
     result = CliRunner().invoke(schemas, ["check"], env={"HOOKSTREAM_SCHEMA_REGISTRY_URL": ""})
     assert result.exit_code != 0
