@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from producer.errors import PayloadError, SignatureError
 
@@ -38,8 +38,6 @@ class ParsedEvent:
 
 
 class Provider(ABC):
-    name: ClassVar[str]
-
     def __init__(self, secrets: tuple[str, ...], tolerance_s: int = 300, key_field: str = "workspace_id"):
         self.keys = tuple(self.key_from_secret(secret) for secret in secrets)
         self.tolerance_s = tolerance_s

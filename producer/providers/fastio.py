@@ -56,8 +56,6 @@ def form_of(header: str) -> str:
 
 
 class FastioProvider(Provider):
-    name = "fastio"
-
     def __init__(self, secrets: tuple[str, ...], signature_format: str = "auto", **options: Any) -> None:
         super().__init__(secrets, **options)
         self.signature_format = signature_format

@@ -31,8 +31,6 @@ def sign(body: bytes, secret: str, event: str = "ping", delivery: str | None = N
 
 
 class GithubProvider(Provider):
-    name = "github"
-
     def verify(self, body: bytes, headers: Headers, now: float) -> str:
         header = (headers.get("X-Hub-Signature-256") or "").strip()
         if not header:

@@ -60,8 +60,6 @@ def sign(body: bytes, secret: str, msg_id: str | None = None, timestamp: int | N
 
 
 class StandardProvider(Provider):
-    name = "standard"
-
     def __init__(self, secrets: tuple[str, ...], tolerance_s: int = 300, key_field: str = "workspace_id"):
         super().__init__(secrets, tolerance_s, key_field)
         self.webhooks = tuple(Webhook(key) for key in self.keys)

@@ -33,8 +33,6 @@ def sign(body: bytes, secret: str, timestamp: int | None = None) -> dict[str, st
 
 
 class StripeProvider(Provider):
-    name = "stripe"
-
     def verify(self, body: bytes, headers: Headers, now: float) -> str:
         header = (headers.get("Stripe-Signature") or "").strip()
         if not header:

@@ -211,3 +211,9 @@ def test_non_ascii_signature_headers_are_refused_not_crashed() -> None:
 def test_sign_rejects_an_unknown_provider() -> None:
     with pytest.raises(ValueError, match="unknown provider"):
         sign("gitlab", BODY, "s")
+
+
+def test_an_unknown_fastio_form_names_the_forms_there_are() -> None:
+    with pytest.raises(ValueError) as refused:
+        sign("fastio", BODY, "s3cret", form="md5")
+    assert str(refused.value) == "unknown Fast.io signature form 'md5'; use one of hex, sha256, timestamped"
