@@ -22,6 +22,7 @@ from producer.publisher import Publisher
 from schemas.serializer import build_serializer
 
 _CLIENTS = "hookstream.clients"  # key in app.extensions: what `close` closes
+_SERIALIZER = "hookstream.serializer"  # key in app.extensions: what `connect` warms up
 
 
 def create_app(
@@ -35,6 +36,7 @@ def create_app(
     receiver = webhook.Receiver(providers, publisher, deduper, settings.max_body_bytes, serializer)
     app = Flask("producer", static_folder=None)
     app.extensions[_CLIENTS] = (publisher, deduper)
+    app.extensions[_SERIALIZER] = serializer
     app.register_blueprint(webhook.build_blueprint(receiver))
     app.register_blueprint(ops.build_blueprint(settings, publisher, sorted(providers), serializer, deduper))
     app.register_error_handler(Rejection, _refused)
@@ -48,6 +50,10 @@ def connect(app: Flask) -> None:
     not also pay for connecting and the idempotent producer's id (gunicorn's `post_worker_init`)."""
     publisher, _ = app.extensions[_CLIENTS]
     publisher.connect()
+    # The schema id too (registry framing), waited for: every worker has it before its first
+    # webhook, not only the one the readiness probe reached. An unreachable registry costs at
+    # most the client's timeout here; the worker then serves and answers 503 until it has it.
+    app.extensions[_SERIALIZER].ready()
 
 
 def close(app: Flask) -> None:
