@@ -15,6 +15,8 @@ _FOREIGN_PREFIXES = ("HOOKSTREAM_", "KAFKA_")
 
 
 def role_env(secure: SecureKafka, role: str, mtls: bool = False, **more: str) -> dict[str, str]:
+    """The environment of a process acting as `role`. Give HOOKSTREAM_DATA_DIR to any command
+    that keeps state (dlq replay's ledger, a member's stores): the default is ./data."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES)}
     return {**base, **secure.env(role, mtls), **more}
 

@@ -34,11 +34,13 @@ def receiver() -> Iterator[NotificationReceiver]:
         yield running
 
 
-def _until(check: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
+def _until(check: Callable[[], bool], what: str, pipeline: Pipeline, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            # The logs go with the failure: the session's temporary folders do not last.
+            tails = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in pipeline.log_files())
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{tails}")
         time.sleep(1.0)
 
 
@@ -58,6 +60,7 @@ def test_every_role_does_its_part_with_its_own_user(
     keys = SigningKeys.generate()
     pipeline = Pipeline(tmp_path, "unused", SECURE_TOPIC, SECURE_DLQ, keys, notify_url=receiver.url)
     cli_log = pipeline.log_dir / "cli.log"
+    data_dir = str(pipeline.data_dir)  # dlq replay's ledger is the pipeline's, never ./data
     receiver.status_for = lambda body: 400 if b"refuse-me" in body else 200
     try:
         producer = pipeline.producer(workers=1, **secure_kafka.env("producer"))
@@ -74,25 +77,29 @@ def test_every_role_does_its_part_with_its_own_user(
         assert set(answers.values()) == {200}, answers
         every = {hook.event_id for hook in [*good, refused]}
 
-        _until(lambda: set(sinks.index_rows(pipeline.data_dir)) >= every, "the indexer's rows")
-        _until(lambda: set(sinks.archive_records(pipeline.data_dir, SECURE_TOPIC)) >= every, "the archive")
-        _until(lambda: set(receiver.event_ids()) >= {h.event_id for h in good}, "the notifications")
+        _until(lambda: set(sinks.index_rows(pipeline.data_dir)) >= every, "the indexer's rows", pipeline)
+        _until(
+            lambda: set(sinks.archive_records(pipeline.data_dir, SECURE_TOPIC)) >= every,
+            "the archive",
+            pipeline,
+        )
+        _until(lambda: set(receiver.event_ids()) >= {h.event_id for h in good}, "the notifications", pipeline)
 
-        replay_env = role_env(secure_kafka, "replay")
+        replay_env = role_env(secure_kafka, "replay", HOOKSTREAM_DATA_DIR=data_dir)
 
         def dead_letter_listed() -> bool:
             listing = run_as(replay_env, "dlq", "list", "--group", "notifier", log=cli_log)
             assert listing.returncode == 0, listing.stderr
             return refused.event_id in listing.stdout
 
-        _until(dead_letter_listed, "the notifier's dead letter")
+        _until(dead_letter_listed, "the notifier's dead letter", pipeline)
 
         receiver.status_for = lambda body: 200  # the destination is fixed; replay the dead letter
         replayed = run_as(replay_env, "dlq", "replay", "--group", "notifier", log=cli_log)
         assert replayed.returncode == 0, replayed.stderr
-        _until(lambda: refused.event_id in receiver.event_ids(), "the replayed notification")
+        _until(lambda: refused.event_id in receiver.event_ids(), "the replayed notification", pipeline)
 
-        lag_env = role_env(secure_kafka, "lag")
+        lag_env = role_env(secure_kafka, "lag", HOOKSTREAM_DATA_DIR=data_dir)
 
         def caught_up() -> bool:
             result = run_as(lag_env, "lag", "--json", log=cli_log)
@@ -100,13 +107,13 @@ def test_every_role_does_its_part_with_its_own_user(
             groups = {g["group"]: g["total_lag_messages"] for g in json.loads(result.stdout)}
             return set(groups) == set(SECURE_GROUPS) and not any(groups.values())
 
-        _until(caught_up, "every group caught up, as `lag` sees it")
+        _until(caught_up, "every group caught up, as `lag` sees it", pipeline)
 
         # `offsets reset` as its own user, once the group has no member; `lag`'s user may not.
         pipeline.members("notifier")[0].stop()
         denied = run_as(lag_env, "offsets", "reset", "--group", "notifier", "--to-latest", log=cli_log)
         assert "READ on group notifier" in one_line_error(denied)
-        offsets_env = role_env(secure_kafka, "offsets")
+        offsets_env = role_env(secure_kafka, "offsets", HOOKSTREAM_DATA_DIR=data_dir)
         moved = run_as(offsets_env, "offsets", "reset", "--group", "notifier", "--to-latest", log=cli_log)
         assert moved.returncode == 0, moved.stderr
         assert "group notifier moved to latest" in moved.stdout
