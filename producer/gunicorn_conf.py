@@ -21,17 +21,19 @@ from hookstream.settings import Settings
 
 wsgi_app = "producer.app:app_from_env()"
 bind = ["0.0.0.0:8000"]
-# gthread, chosen by measurement against sync and gevent (figures: docs/benchmarks/): it cost
-# the least CPU per webhook, as it did for the bare-Flask ceiling. A webhook mostly waits (for
-# Kafka's ack, and for the SQLite dedupe store, which blocks in C): threads wait side by side,
-# each on its own ack. gevent's one hub thread must hand every blocking C call to its thread
-# pool, and answered least. sync (4 processes) answered about as many on the loaded test box
-# at more CPU per webhook, but holds a whole process per waiting request (a 2 s Kafka stall
-# leaves it 2 req/s per process) and closes every connection after one request.
+# gthread, chosen by measurement against sync and gevent, interleaved rounds (figures and method:
+# docs/benchmarks/producer-worker-class.md). It cost the least CPU per webhook; sync (4
+# processes) answered about as many but cost more CPU per webhook, closes every connection
+# after one request, and holds a whole process per waiting request (a Kafka stall up to the
+# 2 s deadline leaves it half a request per second per process). gevent answered least and
+# cost the most: its one hub thread stalls on every call that blocks in C (the SQLite dedupe
+# store) unless that call is handed to a thread pool. A webhook mostly waits, for Kafka's ack
+# and the dedupe store: threads wait side by side, each on its own ack (producer.handoff).
 worker_class = "gthread"
 workers = os.cpu_count() or 2
-# Requests in flight per worker; each holds its thread until the ack (at most the 2 s deadline).
-threads = 16
+# Requests in flight per worker, each holding its thread until its ack (at most the deadline);
+# 32 answered more than 8 or 16 at about the same CPU per webhook.
+threads = 32
 keepalive = 75  # longer than typical sender/load-balancer idle timeouts
 timeout = 30
 graceful_timeout = 15
