@@ -127,9 +127,11 @@ def dlq_show(position: str, payload: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 def dlq_replay(group: str | None, since: str | None, event_id: str | None, dry_run: bool) -> None:
     """Send DLQ records back to the one group that failed each; a record is replayed only once."""
-    from consumers.replay import ReplayFilter, parse_since, replay
+    from consumers.replay import ReplayFilter, replay
+    from hookstream.times import parse_moment
 
-    selection = ReplayFilter(group=group, since=parse_since(since) if since else None, event_id=event_id)
+    moment = parse_moment(since, "--since") if since else None
+    selection = ReplayFilter(group=group, since=moment, event_id=event_id)
     report = replay(Settings.from_env(), selection, dry_run=dry_run)
     verb = "would replay" if dry_run else "replayed"
     for letter in report.replayed:

@@ -19,13 +19,12 @@ refuses to run (it could not tell what was replayed before).
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from confluent_kafka import Producer
 
@@ -43,21 +42,6 @@ LEDGER_TTL_S = 30 * 24 * 3600.0
 # frees itself if the replay that holds it is killed.
 LOCK_TTL_S = 15 * 60.0
 LOCK_WAIT_S = 30.0
-
-
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """`--since`: an ISO 8601 time (UTC when no zone is given) or an age like 30m, 2h, 1d."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
-    if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return (now or datetime.now(UTC)) - timedelta(**{unit: int(match.group(1))})
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise ConsumerError(
-            f"--since {text!r} is neither an ISO time (2026-05-01T12:00:00Z) nor an age (30m, 2h, 1d)"
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

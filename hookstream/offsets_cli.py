@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
@@ -13,6 +13,7 @@ from hookstream.admin import admin_client
 from hookstream.lag import GroupLag, measure
 from hookstream.offsets import OffsetMove, ResetTarget, apply_reset, plan_reset
 from hookstream.settings import Settings
+from hookstream.times import MomentError, parse_moment
 
 # Distinct from 1 (could not ask Kafka) so cron and CI can tell "behind" from "broken".
 EXIT_LAG_ABOVE_MAX = 3
@@ -67,20 +68,18 @@ def offsets() -> None:
     """Move a consumer group's committed offsets (backfills and replays from Kafka's retention)."""
 
 
-def _parse_datetime(value: str) -> datetime:
+def _moment(text: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. 2024-05-01T12:00:00Z") from exc
-    # A time without a zone is read as UTC, the zone Kafka's record timestamps are in.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        return parse_moment(text, "--to-datetime")
+    except MomentError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @offsets.command("reset")
 @click.option("--group", required=True, help="The consumer group to move (e.g. indexer).")
 @click.option("--topic", default=None, help="Topic to move the group on. Default: HOOKSTREAM_TOPIC.")
 @click.option(
-    "--to-datetime", "to_datetime", default=None, help="First record at or after this ISO 8601 time."
+    "--to-datetime", "to_datetime", default=None, help="First record at or after this ISO time or age (2h)."
 )
 @click.option("--to-earliest", is_flag=True, help="The first record Kafka still retains.")
 @click.option("--to-latest", is_flag=True, help="The end: skip everything not yet processed.")
@@ -97,7 +96,7 @@ def offsets_reset(
     targets = [
         target
         for target in (
-            ResetTarget("datetime", _parse_datetime(to_datetime)) if to_datetime else None,
+            ResetTarget("datetime", _moment(to_datetime)) if to_datetime else None,
             ResetTarget("earliest") if to_earliest else None,
             ResetTarget("latest") if to_latest else None,
         )

@@ -18,7 +18,7 @@ from consumers import replay as replay_module
 from consumers.dlq import DeadLetter, dead_letter_headers
 from consumers.errors import ConsumerError, PermanentError, UnknownGroupError
 from consumers.handler import Handler
-from consumers.replay import ReplayFilter, ReplayLedger, parse_since, replay_headers
+from consumers.replay import ReplayFilter, ReplayLedger, replay_headers
 from hookstream.settings import Settings
 from hookstream.state import open_store
 
@@ -93,15 +93,6 @@ def test_replay_headers_address_the_failing_group_and_name_the_source() -> None:
         (dlq.REPLAY_GROUP, b"indexer"),
         (dlq.REPLAY_SOURCE, b"dlq-topic:1:7"),
     ]
-
-
-def test_since_accepts_ages_and_iso_times() -> None:
-    assert parse_since("90m", NOW) == NOW - timedelta(minutes=90)
-    assert parse_since("2d", NOW) == NOW - timedelta(days=2)
-    assert parse_since("2026-05-01T10:00:00Z") == datetime(2026, 5, 1, 10, tzinfo=UTC)
-    assert parse_since("2026-05-01T10:00:00") == datetime(2026, 5, 1, 10, tzinfo=UTC)
-    with pytest.raises(ConsumerError, match="neither an ISO time"):
-        parse_since("yesterday")
 
 
 def test_the_ledger_remembers_across_runs_and_per_dlq_topic(state_settings: Settings) -> None:

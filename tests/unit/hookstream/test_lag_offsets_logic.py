@@ -70,7 +70,7 @@ def test_reset_target_rules() -> None:
     [
         (["--to-earliest", "--to-latest"], "give exactly one of --to-datetime T, --to-earliest, --to-latest"),
         ([], "give exactly one of --to-datetime T, --to-earliest, --to-latest"),
-        (["--to-datetime", "yesterday"], "'yesterday' is not an ISO 8601 time"),
+        (["--to-datetime", "yesterday"], "'yesterday' is neither an ISO time"),
     ],
 )
 def test_reset_usage_errors_never_reach_kafka(args: list[str], message: str) -> None:
