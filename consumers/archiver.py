@@ -36,6 +36,11 @@ EVENT_ID_WINDOW_S = 26 * 3600
 MAX_WAITING_PER_PARTITION = 4
 
 
+def _escaped(part: str) -> str:
+    """A key part as `state_key` escapes it; event_ids rarely hold either character."""
+    return part.replace("%", "%25").replace(":", "%3A") if ("%" in part or ":" in part) else part
+
+
 class Archiver(Handler):
     holds_records = True
 
@@ -51,6 +56,8 @@ class Archiver(Handler):
         self._schema: Any = fastavro.parse_schema(archive_schema())
         self._open: dict[int, OpenObject] = {}
         self._rolled: dict[int, deque[OpenObject]] = {}
+        # Every claim's key is this prefix and the event_id (state_key's form, built once).
+        self._key_prefix = state_key(self._topic, "archived", "", group=self._group)
         # (partition, offset) -> archive it? Decided for the whole batch in one round trip.
         self._first_copies: dict[tuple[int, int], bool] = {}
 
@@ -85,7 +92,7 @@ class Archiver(Handler):
         """Whether each record is the first Kafka copy of its event (False for a second copy of an
         archived event). The store keeps the position of the copy archived, so a redo of that
         very record (after a crash or a rebalance) is archived again, as it must be."""
-        keys = [state_key(self._topic, "archived", r.envelope.event_id, group=self._group) for r in records]
+        keys = [self._key_prefix + _escaped(r.envelope.event_id) for r in records]
         positions = [f"{r.partition}:{r.offset}" for r in records]
         try:
             added = self._store.add_many(keys, EVENT_ID_WINDOW_S, positions)

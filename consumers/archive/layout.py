@@ -29,6 +29,9 @@ _KEY = re.compile(
 )
 
 
+_HOUR_MS = 3_600_000
+
+
 def archive_schema() -> dict[str, Any]:
     """The newest envelope schema with the record's Kafka position appended."""
     text = resources.files("schemas").joinpath(f"envelope.v{CURRENT_VERSION}.avsc").read_text()
@@ -77,5 +80,6 @@ class RollPolicy:
         return (
             size >= self.max_bytes
             or timestamp_ms - first_timestamp_ms >= self.max_age_ms
-            or hour_of(timestamp_ms) != hour_of(first_timestamp_ms)
+            # UTC hours are whole hours of the epoch.
+            or timestamp_ms // _HOUR_MS != first_timestamp_ms // _HOUR_MS
         )
