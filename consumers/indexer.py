@@ -37,7 +37,8 @@ class Indexer(Handler):
         events: list[FileEvent] = []
         owners: list[_Position] = []
 
-        def mapped() -> Iterator[FileEvent]:  # lazily: a backend may map and write side by side
+        # Lazily: a write that fails half-way leaves the rest unseen, and handle() takes those.
+        def mapped() -> Iterator[FileEvent]:
             for record in records:
                 position = _position(record)
                 try:
