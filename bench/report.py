@@ -340,13 +340,20 @@ def _shares(title: str, shares: Sequence[Share]) -> list[str]:
     return _table([title, "%"], [[s.name, s.pct] for s in shares])
 
 
+def _flat(data: dict[str, Any], prefix: str = "") -> list[list[Any]]:
+    """Nested records as `outer.inner` rows; lists as one cell."""
+    rows: list[list[Any]] = []
+    for name, value in data.items():
+        if isinstance(value, dict):
+            rows += _flat(value, f"{prefix}{name}.")
+        else:
+            rows.append([prefix + name, ", ".join(map(_fmt, value)) if isinstance(value, list) else value])
+    return rows
+
+
 def _record_table(title: str, record: object) -> list[str]:
     """A module's own typed result (index, archive, codec ...) as name/value rows."""
-    rows = [
-        [name, json.dumps(value) if isinstance(value, dict | list) else value]
-        for name, value in plain(record).items()
-    ]
-    return [f"### {title}", "", *_table(["figure", "value"], rows)]
+    return [f"### {title}", "", *_table(["figure", "value"], _flat(plain(record)))]
 
 
 def _sections(results: Results) -> list[str]:

@@ -3,6 +3,7 @@ verdicts, and Markdown with tables and figures only."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -164,3 +165,21 @@ def test_a_paired_ratio_is_the_median_of_the_rounds_not_of_the_medians() -> None
     )
     assert paired.ratio == 0.9
     assert Comparison("x", 2000.0, "y", 2600.0, "events/s").ratio == 0.769
+
+
+def test_a_modules_own_record_is_rendered_as_flat_rows() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Side:
+        events_per_s: float
+        ratios: tuple[float, ...]
+
+    @dataclasses.dataclass(frozen=True)
+    class Sink:
+        rounds: int
+        opensearch: Side
+
+    results = _results()
+    results.extra["index sink"] = Sink(3, Side(1234.5, (0.8, 0.9)))
+    text = markdown(results)
+    assert "| opensearch.events_per_s | 1,234 |" in text
+    assert "| opensearch.ratios | 0.8, 0.9 |" in text
