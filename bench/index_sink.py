@@ -9,9 +9,8 @@ same documents into the same index, in the same run (issue 13's 0.8x targets).
 
 Kafka is left out on both sides: the runtime's share is `bench.groups`' comparison with the raw
 poll loop. Each round writes into a fresh index and runs the two sides one after the other, the
-first alternating, so both see the same machine; the median round counts. Rates are wall-clock
-(the backend is another process), so a busy machine shows less of the indexer's overlap of
-mapping and writing than a quiet one.
+first alternating, so both see the same machine; the median round counts. Rates are wall-clock:
+OpenSearch is another process, and SQLite's commit waits for its fsync.
 
     python -m bench.index_sink [--opensearch-url URL] [--events N] [--rounds R]
 
