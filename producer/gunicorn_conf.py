@@ -32,7 +32,7 @@ bind = ["0.0.0.0:8000"]
 worker_class = "gthread"
 workers = os.cpu_count() or 2
 # Requests in flight per worker, each holding its thread until its ack (at most the deadline);
-# 32 answered more than 8 or 16 at about the same CPU per webhook.
+# 32 answered more than 8 or 16, at no more CPU per webhook.
 threads = 32
 keepalive = 75  # longer than typical sender/load-balancer idle timeouts
 timeout = 30

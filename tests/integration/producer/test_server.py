@@ -50,7 +50,7 @@ class Server:
 
 @contextmanager
 def running(
-    settings: Settings, tmp_path: Path, **extra_env: str
+    settings: Settings, tmp_path: Path, worker_class: str = gunicorn_conf.worker_class, **extra_env: str
 ) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
     """`hookstream producer` with two workers, until the block ends (then a graceful stop)."""
     port = free_port_block(1)
@@ -68,7 +68,16 @@ def running(
     log_path = tmp_path / "producer.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [HOOKSTREAM, "producer", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        [
+            HOOKSTREAM,
+            "producer",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            worker_class,
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -90,7 +99,7 @@ def running(
             if started.count("Booting worker with pid") == 2:
                 break
             time.sleep(0.5)
-        assert f"Using worker: {gunicorn_conf.worker_class}" in started, started
+        assert f"Using worker: {worker_class}" in started, started
         assert started.count("Booting worker with pid") == 2, started
         yield server, process
     finally:
@@ -185,10 +194,20 @@ def test_a_fresh_producer_shows_every_known_series_at_zero(server: Server) -> No
 
 def test_a_graceful_stop_answers_and_delivers_what_is_in_flight(settings: Settings, tmp_path: Path) -> None:
     # A long linger keeps each record queued in librdkafka for a second: the stop comes first.
-    linger = {"HOOKSTREAM_LIBRDKAFKA_LINGER_MS": "1500"}
-    with running(settings, tmp_path, **linger) as (server, process), ThreadPoolExecutor(4) as pool:
+    # A long deadline: this is about the stop, not about a loaded machine's slow acks.
+    slow = {"HOOKSTREAM_LIBRDKAFKA_LINGER_MS": "1500", "HOOKSTREAM_KAFKA_DELIVERY_TIMEOUT_S": "20"}
+    with running(settings, tmp_path, **slow) as (server, process), ThreadPoolExecutor(4) as pool:
         answers = [pool.submit(server.post, sample_event("fastio")) for _ in range(4)]
         time.sleep(0.5)
         os.killpg(process.pid, signal.SIGTERM)
         assert [answer.result(timeout=20) for answer in answers] == [200] * 4
     assert len(read_records(settings, 4)) == 4
+
+
+def test_gevent_workers_answer_once_kafka_acked(settings: Settings, tmp_path: Path) -> None:
+    """The other class `hookstream producer` offers: greenlets wait for their acks, side by side."""
+    with running(settings, tmp_path, worker_class="gevent") as (server, _), ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: server.post(sample_event("fastio")), range(24)))
+        assert statuses == [200] * 24
+        assert server.get("/readyz")[0] == 200  # the metadata call ran off the hub
+    assert len(read_records(settings, 24)) == 24
