@@ -11,6 +11,7 @@ registry outage never fails a request once the worker is ready.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Protocol
 
 from confluent_kafka.schema_registry.avro import AvroSerializer
@@ -41,6 +42,18 @@ class OwnFraming:
         return True, "own framing"
 
 
+# Written (and thrown away) to register the schema; never produced.
+_PROBE = codec.Envelope(
+    event_id="readiness-probe",
+    provider="hookstream",
+    event_type="readiness-probe",
+    workspace_id=None,
+    partition_key="readiness-probe",
+    payload=b"{}",
+    received_at=datetime(1970, 1, 1, tzinfo=UTC),
+)
+
+
 class RegistryFraming:
     """The Confluent wire format: magic byte 0, the schema id (4 bytes), then Avro."""
 
@@ -66,13 +79,15 @@ class RegistryFraming:
 
     def _register(self) -> None:
         """Register the newest local schema under the subject (the registry answers with the
-        existing id when it is there already); the client caches it for the serializer."""
+        existing id when it is there already) by writing a probe record through the serializer
+        itself: its own path registers and remembers the subject, so no record after this one
+        asks the registry anything, whatever the registry's answer looked like."""
         with self._lock:
             if self.schema_id is not None:
                 return
             answer = registry.call(
                 f"register the envelope schema under {self.subject}",
-                lambda: self._client.register_schema(self.subject, registry.local_schema()),
+                lambda: self._serializer(codec.as_record(_PROBE), self._context),
             )
             if isinstance(answer, registry.RegistryAnswer):
                 # Not the sender's fault, and not this record's: no id, no writing (503, not ready).
@@ -80,7 +95,8 @@ class RegistryFraming:
                     f"the registry refused envelope v{codec.CURRENT_VERSION} under {self.subject} "
                     f"(HTTP {answer.status}): {answer.message}"
                 )
-            self.schema_id = answer
+            assert answer is not None  # None only for a None record
+            self.schema_id = int.from_bytes(answer[1:5], "big")
 
     def encode(self, envelope: codec.Envelope) -> bytes:
         if self.schema_id is None:
