@@ -20,6 +20,7 @@ from consumers import messages
 from consumers.errors import ConsumerError, DeadLetterError
 from consumers.messages import Headers
 from hookstream.kafka import ProducerConfig
+from hookstream.kafka_access import ConnectionWatch, denied, explain, watched
 from hookstream.settings import Settings
 
 ORIGINAL_TOPIC = "dlq.original.topic"
@@ -165,9 +166,17 @@ class DeadLetter:
         )
 
 
-def _reader(settings: Settings) -> Consumer:
-    """A consumer that reads by assignment and never commits: reading the DLQ changes nothing."""
-    return Consumer(
+class _Reader(Consumer):
+    """A consumer that can say why Kafka refused it (`hookstream.kafka_access`)."""
+
+    watch: ConnectionWatch
+
+
+def _reader(settings: Settings) -> _Reader:
+    """A consumer that reads by assignment and never commits: reading the DLQ changes nothing.
+    Its group id is never joined, but its coordinator is looked up: ACLs grant DESCRIBE on the
+    prefix hookstream-dlq-reader- (docs/security.md)."""
+    conf, watch = watched(
         {
             **settings.kafka_common(),
             "group.id": f"hookstream-dlq-reader-{uuid.uuid4().hex[:8]}",
@@ -175,6 +184,9 @@ def _reader(settings: Settings) -> Consumer:
             "enable.partition.eof": False,
         }
     )
+    reader = _Reader(conf)
+    reader.watch = watch
+    return reader
 
 
 def _from_message(msg: Message) -> DeadLetter:
@@ -182,11 +194,17 @@ def _from_message(msg: Message) -> DeadLetter:
     return DeadLetter(partition, offset, msg.key(), msg.value(), messages.headers(msg))
 
 
-def _partitions(consumer: Consumer, settings: Settings) -> list[int]:
+def _partitions(consumer: _Reader, settings: Settings) -> list[int]:
     try:
         topic = consumer.list_topics(settings.dlq_topic, timeout=10).topics.get(settings.dlq_topic)
     except KafkaException as exc:
-        raise ConsumerError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
+        consumer.poll(0)  # hands librdkafka's log lines (why it was refused) to the watch
+        what = f"cannot reach Kafka at {settings.kafka_bootstrap_servers}"
+        raise ConsumerError(explain(exc.args[0], what, consumer.watch)) from exc
+    if topic is not None and topic.error is not None:
+        missing = denied(topic.error, "READ", f"topic {settings.dlq_topic}", consumer.watch.conf)
+        if missing is not None:
+            raise ConsumerError(missing)
     if topic is None or topic.error is not None or not topic.partitions:
         raise ConsumerError(
             f"DLQ topic {settings.dlq_topic} does not exist; create it with `hookstream topics create`"
