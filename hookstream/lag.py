@@ -1,7 +1,9 @@
 """How far behind each consumer group is, per partition, in messages and in seconds.
 
-Lag in seconds is the age of the oldest record the group has not processed yet: the one at
-its committed offset (0 when the group is caught up). Reading that record's timestamp takes a
+Lag counts from the committed offset, so it is what a restart would redo: for a group that
+holds records until they are durable (the archiver, until its object is uploaded) it includes
+records processed but not durable yet. Lag in seconds is the age of the record at the committed
+offset (0 when the group is caught up). Reading that record's timestamp takes a
 plain consumer that is assigned partitions by hand and never commits, so it never joins or
 disturbs the group it measures.
 """

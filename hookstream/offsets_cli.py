@@ -29,7 +29,13 @@ EXIT_LAG_ABOVE_MAX = 3
     help=f"Exit {EXIT_LAG_ABOVE_MAX} when any group is more than this many messages behind in total.",
 )
 def lag(groups: tuple[str, ...], as_json: bool, max_lag: int | None) -> None:
-    """Per group and partition: committed offset, end offset, lag in messages and in seconds."""
+    """Per group and partition: committed offset, end offset, lag in messages and in seconds.
+
+    Lag counts from the committed offset: what a restart would redo. For a group that holds
+    records until they are durable (the archiver, until its object is uploaded) that includes
+    records processed but not durable yet; each member's hookstream_consumer_not_durable_messages
+    says how many.
+    """
     found = measure(Settings.from_env(), list(groups) or None)
     if as_json:
         click.echo(json.dumps([g.as_dict() for g in found], indent=2))
