@@ -29,10 +29,11 @@ class Target:
     tests: tuple[str, ...]  # the fast unit tests that must kill every mutant
 
 
+PROVIDER_TESTS = ("tests/unit/producer/test_signatures.py", "tests/unit/producer/test_parsing.py")
 TARGETS = (
-    Target(
-        ("producer/providers",),
-        ("tests/unit/producer/test_signatures.py", "tests/unit/producer/test_parsing.py"),
+    *(
+        Target((f"producer/providers/{name}.py",), PROVIDER_TESTS)
+        for name in ("fastio", "github", "stripe", "standard", "base", "__init__")
     ),
     Target(
         ("consumers/retry.py", "consumers/breaker.py"), ("tests/unit/consumers/test_retry_and_breaker.py",)
