@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,70 @@ def test_settings_are_immutable() -> None:
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.topic = "other"  # type: ignore[misc]
+
+
+# Every single-valued variable: the field it sets, a value to set, and what the field then holds.
+VARIABLES: dict[str, tuple[str, str, object]] = {
+    "KAFKA_BOOTSTRAP_SERVERS": ("kafka_bootstrap_servers", "k1:9093", "k1:9093"),
+    "HOOKSTREAM_TOPIC": ("topic", "events", "events"),
+    "HOOKSTREAM_DLQ_TOPIC": ("dlq_topic", "dead", "dead"),
+    "HOOKSTREAM_DATA_DIR": ("data_dir", "/srv/data", Path("/srv/data")),
+    "HOOKSTREAM_REDIS_URL": ("redis_url", "redis://r:6379/0", "redis://r:6379/0"),
+    "HOOKSTREAM_REDIS_PASSWORD": ("redis_password", "rp", "rp"),
+    "HOOKSTREAM_OPENSEARCH_URL": ("opensearch_url", "http://o:9200", "http://o:9200"),
+    "HOOKSTREAM_OPENSEARCH_INDEX": ("opensearch_index", "files", "files"),
+    "HOOKSTREAM_OPENSEARCH_USER": ("opensearch_user", "ou", "ou"),
+    "HOOKSTREAM_OPENSEARCH_PASSWORD": ("opensearch_password", "op", "op"),
+    "HOOKSTREAM_OPENSEARCH_CA_FILE": ("opensearch_ca_file", "/ca.pem", Path("/ca.pem")),
+    "HOOKSTREAM_SCHEMA_REGISTRY_URL": ("schema_registry_url", "http://s:8080", "http://s:8080"),
+    "HOOKSTREAM_SCHEMA_REGISTRY_USER": ("schema_registry_user", "su", "su"),
+    "HOOKSTREAM_SCHEMA_REGISTRY_PASSWORD": ("schema_registry_password", "sp", "sp"),
+    "HOOKSTREAM_MAX_BODY_BYTES": ("max_body_bytes", "4096", 4096),
+    "HOOKSTREAM_KAFKA_DELIVERY_TIMEOUT_S": ("delivery_timeout_s", "3.5", 3.5),
+    "HOOKSTREAM_DEDUPE_WINDOW_S": ("dedupe_window_s", "30", 30.0),
+    "HOOKSTREAM_FASTIO_SIGNATURE_FORMAT": ("fastio_signature_format", "hex", "hex"),
+    "HOOKSTREAM_TIMESTAMP_TOLERANCE_S": ("timestamp_tolerance_s", "60", 60),
+    "HOOKSTREAM_PARTITION_KEY_FIELD": ("partition_key_field", "repo.id", "repo.id"),
+    "PROMETHEUS_MULTIPROC_DIR": ("metrics_multiprocess_dir", "/tmp/m", Path("/tmp/m")),
+    "HOOKSTREAM_METRICS_PORT": ("metrics_port", "9200", 9200),
+    "HOOKSTREAM_RETRY_MAX_ATTEMPTS": ("retry_max_attempts", "2", 2),
+    "HOOKSTREAM_RETRY_MAX_SECONDS": ("retry_max_seconds", "5", 5.0),
+    "HOOKSTREAM_NOTIFIER_RULES": ("notifier_rules", "/rules.yml", Path("/rules.yml")),
+    "HOOKSTREAM_NOTIFY_URL": ("notify_url", "http://n/hook", "http://n/hook"),
+    "HOOKSTREAM_ARCHIVE_URL": ("archive_url", "s3://b/p", "s3://b/p"),
+    "HOOKSTREAM_ARCHIVE_MAX_BYTES": ("archive_max_bytes", "2048", 2048),
+    "HOOKSTREAM_ARCHIVE_MAX_AGE_S": ("archive_max_age_s", "1.5", 1.5),
+    "HOOKSTREAM_CONSUMER_GROUP_PREFIX": ("consumer_group_prefix", "blue-", "blue-"),
+    "HOOKSTREAM_CONSUMER_BATCH_SIZE": ("consumer_batch_size", "10", 10),
+    "HOOKSTREAM_CONSUMER_SESSION_TIMEOUT_MS": ("consumer_session_timeout_ms", "6000", 6000),
+    "HOOKSTREAM_BREAKER_WINDOW": ("breaker_window", "10", 10),
+    "HOOKSTREAM_BREAKER_RATIO": ("breaker_ratio", "0.25", 0.25),
+}
+CONFIGURATION = Path(__file__).parents[3] / "docs" / "configuration.md"
+
+
+@pytest.mark.parametrize("variable", sorted(VARIABLES))
+def test_each_variable_sets_its_field_and_nothing_else(variable: str) -> None:
+    field, value, expected = VARIABLES[variable]
+    settings = Settings.from_env({variable: value})
+    assert getattr(settings, field) == expected
+    changed = {
+        name for name in VARIABLES.values() if getattr(settings, name[0]) != getattr(Settings(), name[0])
+    }
+    assert changed == {VARIABLES[variable]}
+
+
+def test_the_documented_defaults_are_the_defaults() -> None:
+    rows = re.findall(r"^\| `([A-Z_]+)` \| (.+?) \|", CONFIGURATION.read_text(encoding="utf-8"), re.M)
+    documented = {variable: default for variable, default in rows if variable in VARIABLES}
+    assert set(documented) == set(VARIABLES)  # every variable documented, with its default
+    defaults = Settings.from_env({})
+    for variable, default in documented.items():
+        field = VARIABLES[variable][0]
+        if default == "—":
+            assert getattr(defaults, field) in (None, ""), variable
+        elif default.startswith("`"):  # set to the documented default, or unset: the same
+            assert getattr(Settings.from_env({variable: default.strip("`")}), field) == getattr(
+                defaults, field
+            )
+    assert Settings.from_env({}) == Settings()
