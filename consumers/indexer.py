@@ -37,8 +37,7 @@ class Indexer(Handler):
         events: list[FileEvent] = []
         owners: list[_Position] = []
 
-        # Lazily: a write that fails half-way leaves the rest unseen, and handle() takes those.
-        def mapped() -> Iterator[FileEvent]:
+        def mapped() -> Iterator[FileEvent]:  # lazily: a backend may map and write side by side
             for record in records:
                 position = _position(record)
                 try:

@@ -6,9 +6,12 @@ keeps the newest event per file, `coalesce` keeps fields the newer event lacks.
 
 from __future__ import annotations
 
+import queue
 import sqlite3
-from collections.abc import Iterable
+import threading
+from collections.abc import Generator, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from consumers.errors import ConsumerError, PermanentError, TransientError
 from consumers.index.base import FileIndex, Hit, query_words
@@ -61,6 +64,7 @@ WHERE (excluded.event_time_ms, excluded.received_at_ms) > (files.event_time_ms, 
 """
 
 Row = tuple[str, str, str | None, str | None, int | None, int, int, str, str, int]
+T = TypeVar("T")
 
 
 def index_path(settings: Settings) -> Path:
@@ -104,7 +108,7 @@ class SqliteIndex(FileIndex):
         self._db = connect(path)
 
     def write(self, events: Iterable[FileEvent]) -> dict[int, PermanentError]:
-        rows = (row(e) for e in events)  # mapped as SQLite asks for them: no list of the batch
+        rows = read_ahead(row(e) for e in events)
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -115,6 +119,8 @@ class SqliteIndex(FileIndex):
             self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:  # locked or busy: another writer, try again
             raise TransientError(f"index write failed: {exc}") from exc
+        finally:
+            rows.close()  # the events are all produced before the caller looks at them
         return {}  # every value fits a column: nothing here is refused for good
 
     def search(self, text: str, workspace: str | None = None, limit: int = 20) -> list[Hit]:
@@ -135,3 +141,35 @@ class SqliteIndex(FileIndex):
 
     def close(self) -> None:
         self._db.close()
+
+
+def read_ahead(items: Iterable[T], chunk: int = 50) -> Generator[T, None, None]:
+    """`items`, produced by a thread of their own, run to the end whatever the caller does.
+
+    SQLite releases the GIL while it executes a statement, so producing the next rows (the
+    events' mapping, in Python) overlaps writing the previous ones instead of adding to it.
+    """
+    ready: queue.SimpleQueue[list[T] | BaseException | None] = queue.SimpleQueue()
+
+    def produce() -> None:
+        try:
+            batch: list[T] = []
+            for item in items:
+                batch.append(item)
+                if len(batch) == chunk:
+                    ready.put(batch)
+                    batch = []
+            ready.put(batch)
+            ready.put(None)
+        except BaseException as exc:  # re-raised in the caller's thread
+            ready.put(exc)
+
+    producer = threading.Thread(target=produce, name="index-read-ahead", daemon=True)
+    producer.start()
+    try:
+        while (got := ready.get()) is not None:
+            if isinstance(got, BaseException):
+                raise got
+            yield from got
+    finally:
+        producer.join()  # never left running (nor half done) behind a failed write
