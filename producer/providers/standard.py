@@ -60,8 +60,8 @@ def sign(body: bytes, secret: str, msg_id: str | None = None, timestamp: int | N
 
 
 class StandardProvider(Provider):
-    def __init__(self, secrets: tuple[str, ...], tolerance_s: int = 300, key_field: str = "workspace_id"):
-        super().__init__(secrets, tolerance_s, key_field)
+    def __init__(self, secrets: tuple[str, ...], **options: Any) -> None:
+        super().__init__(secrets, **options)
         self.webhooks = tuple(Webhook(key) for key in self.keys)
 
     @staticmethod

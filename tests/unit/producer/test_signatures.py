@@ -197,11 +197,32 @@ def test_a_body_that_is_not_utf8_is_not_what_a_standard_sender_signed() -> None:
     assert code_of(StandardProvider((secret,)), b"\xff" + BODY, headers) == "invalid_signature"
 
 
-def test_a_malformed_standard_secret_is_a_config_error() -> None:
+@pytest.mark.parametrize(
+    "secret", ["whsec_not base64!", "whsec_AAAA!"]
+)  # the second decodes if "!" is dropped
+def test_a_malformed_standard_secret_is_a_config_error(secret: str) -> None:
     from hookstream.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="whsec_"):
-        StandardProvider(("whsec_not base64!",))
+    with pytest.raises(ConfigError) as refused:
+        StandardProvider((secret,))
+    assert (
+        str(refused.value)
+        == "STANDARD_WEBHOOK_SECRET must be whsec_<base64>, as the sender's dashboard shows it"
+    )
+
+
+@pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+def test_standard_needs_all_three_headers(missing: str) -> None:
+    _, secret = PROVIDERS["standard"]
+    headers = sign("standard", BODY, secret, msg_id="msg_1", timestamp=NOW)
+    del headers[missing]
+    assert code_of(StandardProvider((secret,)), BODY, headers) == "missing_signature"
+
+
+def test_standard_message_ids_are_made_fresh_when_not_given() -> None:
+    _, secret = PROVIDERS["standard"]
+    ids = {sign("standard", BODY, secret)["webhook-id"] for _ in range(2)}
+    assert len(ids) == 2 and all(msg_id.startswith("msg_") for msg_id in ids)
 
 
 def test_non_ascii_signature_headers_are_refused_not_crashed() -> None:
