@@ -123,7 +123,7 @@ def produce(settings: Settings, items: Sequence[codec.Envelope | tuple[bytes, by
                 settings.topic,
                 codec.encode(item),
                 key=item.workspace_id,
-                headers=item.headers(),
+                headers=list(item.headers()),  # type: ignore[arg-type]  # bytes values are accepted
                 on_delivery=remember,
             )
         else:

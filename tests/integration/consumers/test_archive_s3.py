@@ -173,8 +173,8 @@ def test_kill_9_during_uploads_and_rolls_leaves_each_record_in_one_object(
     member = Process("archiver", env, tmp_path / "archiver.log", next(ports))
     try:
         for kill in range(3):
-            seen = _object_count(settings)
-            wait_until(lambda s=seen: _object_count(settings) > s + 5, 120, f"uploads before kill {kill}")
+            target = _object_count(settings) + 5
+            wait_until(lambda: _object_count(settings) > target, 120, f"uploads before kill {kill}")  # noqa: B023
             member.popen.send_signal(signal.SIGKILL)
             member.popen.wait(10)
             member = Process("archiver", env, tmp_path / "archiver.log", next(ports))
