@@ -20,7 +20,7 @@ from producer.app import close, create_app
 from producer.providers import PROVIDERS, sign
 from producer.samples import fastio_event, sample_event
 from producer.webhook import CHUNK
-from schemas.codec import decode
+from schemas.codec import CURRENT_VERSION, decode
 from tests.integration.producer.conftest import SECRETS, read_records, records_in_topic
 
 
@@ -55,7 +55,7 @@ def test_a_fastio_event_lands_in_the_topic_keyed_by_workspace(
         "event_id": event["event_id"].encode(),
         "event_type": b"workspace_storage_file_added",
         "provider": b"fastio",
-        "schema_version": b"2",
+        "schema_version": str(CURRENT_VERSION).encode(),
     }
     envelope = decode(record.value())
     assert envelope.payload == body  # byte for byte
