@@ -51,7 +51,7 @@ def test_a_fastio_event_lands_in_the_topic_keyed_by_workspace(
     assert records_in_topic(producer_settings) == 1  # one, and no second copy
     [record] = read_records(producer_settings, 1)
     assert record.key() == b"ws_42"
-    assert dict(record.headers()) == {
+    assert dict(record.headers() or []) == {
         "event_id": event["event_id"].encode(),
         "event_type": b"workspace_storage_file_added",
         "provider": b"fastio",
