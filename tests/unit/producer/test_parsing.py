@@ -87,6 +87,7 @@ def test_stripe_event() -> None:
         "evt_1",
         "in_1",
     )
+    assert event.occurred_at == datetime.fromtimestamp(1700000000, UTC)  # Stripe's `created`
     assert missing(StripeProvider(("s",)), {"object": "event"}) == ["id", "type"]
 
 

@@ -9,8 +9,11 @@ import hmac
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from hookstream.errors import ConfigError
+from hookstream.settings import ProviderSecrets, Settings
 from producer.errors import SignatureError
-from producer.providers import sign
+from producer.providers import PROVIDERS as PROVIDER_CLASSES
+from producer.providers import build_providers, sign
 from producer.providers.fastio import FastioProvider
 from producer.providers.github import GithubProvider
 from producer.providers.standard import StandardProvider
@@ -201,8 +204,6 @@ def test_a_body_that_is_not_utf8_is_not_what_a_standard_sender_signed() -> None:
     "secret", ["whsec_not base64!", "whsec_AAAA!"]
 )  # the second decodes if "!" is dropped
 def test_a_malformed_standard_secret_is_a_config_error(secret: str) -> None:
-    from hookstream.errors import ConfigError
-
     with pytest.raises(ConfigError) as refused:
         StandardProvider((secret,))
     assert (
@@ -238,3 +239,57 @@ def test_an_unknown_fastio_form_names_the_forms_there_are() -> None:
     with pytest.raises(ValueError) as refused:
         sign("fastio", BODY, "s3cret", form="md5")
     assert str(refused.value) == "unknown Fast.io signature form 'md5'; use one of hex, sha256, timestamped"
+
+
+# -- the provider table, building verifiers from settings, signing -----------------------------
+
+
+def test_the_url_names_of_the_providers() -> None:
+    assert list(PROVIDER_CLASSES) == ["fastio", "github", "stripe", "standard"]  # /webhooks/<name>
+
+
+def test_verifiers_are_built_for_providers_with_a_secret_and_carry_the_settings() -> None:
+    settings = Settings(
+        secrets=ProviderSecrets(fastio=("f",), standard=(PROVIDERS["standard"][1],)),
+        fastio_signature_format="hex",
+        timestamp_tolerance_s=42,
+        partition_key_field="repo.id",
+    )
+    built = build_providers(settings)
+    assert {name: type(provider) for name, provider in built.items()} == {
+        "fastio": FastioProvider,
+        "standard": StandardProvider,
+    }
+    assert all((p.tolerance_s, p.key_field) == (42, "repo.id") for p in built.values())
+    fastio = built["fastio"]
+    assert isinstance(fastio, FastioProvider) and fastio.signature_format == "hex"
+    assert fastio.verify(BODY, sign("fastio", BODY, "f", form="hex"), NOW) == "hex"
+
+
+def test_no_secret_at_all_fails_closed() -> None:
+    with pytest.raises(ConfigError) as refused:
+        build_providers(Settings())
+    assert str(refused.value) == (
+        "no webhook secret is set, so every request would be refused: set FASTIO_WEBHOOK_SECRET "
+        "(or GITHUB_, STRIPE_ or STANDARD_WEBHOOK_SECRET, or <NAME>_FILE)"
+    )
+
+
+def test_signed_requests_are_json_and_unknown_providers_are_named() -> None:
+    assert sign("stripe", BODY, "s", timestamp=NOW)["Content-Type"] == "application/json"
+    with pytest.raises(ValueError) as refused:
+        sign("gitlab", BODY, "s")
+    assert str(refused.value) == "unknown provider 'gitlab'; use one of fastio, github, stripe, standard"
+
+
+def test_github_signing_sends_the_event_and_a_delivery_id_parse_reads() -> None:
+    provider = GithubProvider(("s",))
+    named = sign("github", BODY, "s", event="push", delivery="d-1")
+    parsed = provider.parse({}, named)
+    assert (parsed.event_type, parsed.event_id) == ("push", "d-1")
+    fresh = {sign("github", BODY, "s")["X-GitHub-Delivery"] for _ in range(2)}
+    assert len(fresh) == 2 and "" not in fresh
+
+
+def test_a_github_header_that_is_not_sha256_hex_is_invalid() -> None:
+    assert code_of(GithubProvider(("s",)), BODY, {"X-Hub-Signature-256": "sha1=abc"}) == "invalid_signature"
