@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from hookstream.settings import Settings
 from producer.errors import PayloadError
+from producer.providers.base import timestamp_value
 from producer.providers.fastio import FastioProvider
 from producer.providers.github import GithubProvider
 from producer.providers.standard import StandardProvider
@@ -96,3 +98,24 @@ def test_standard_event_keyed_by_the_configured_field() -> None:
     event = provider.parse({"type": "file.uploaded", "workspace_id": "ws_3"}, {"webhook-id": "msg_1"})
     assert (event.event_id, event.event_type, event.partition_key) == ("msg_1", "file.uploaded", "ws_3")
     assert missing(provider, {}, {}) == ["webhook-id", "type"]
+
+
+def test_a_sender_time_in_seconds_milliseconds_or_iso() -> None:
+    assert timestamp_value(1_700_000_000) == datetime.fromtimestamp(1_700_000_000, UTC)
+    assert timestamp_value(150_000_000_000) == datetime.fromtimestamp(150_000_000, UTC)  # milliseconds
+    assert timestamp_value(100_000_000_000) == datetime.fromtimestamp(
+        100_000_000_000, UTC
+    )  # seconds, at the edge
+    assert timestamp_value("2026-01-01T00:00:00Z") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert timestamp_value("2026-01-01T00:00:00") == datetime(2026, 1, 1, tzinfo=UTC)  # naive means UTC
+    assert timestamp_value(True) is None and timestamp_value("soon") is None and timestamp_value("") is None
+
+
+def test_what_a_provider_does_not_give_stays_empty() -> None:
+    parsed = GithubProvider(("s",)).parse({}, {"X-GitHub-Delivery": "d-1", "X-GitHub-Event": "ping"})
+    assert (parsed.object_id, parsed.occurred_at) == (None, None)
+    defaults = GithubProvider(("s",))
+    assert (defaults.tolerance_s, defaults.key_field) == (
+        Settings.timestamp_tolerance_s,
+        Settings.partition_key_field,
+    )

@@ -14,6 +14,7 @@ from hookstream.settings import ProviderSecrets, Settings
 from producer.errors import SignatureError
 from producer.providers import PROVIDERS as PROVIDER_CLASSES
 from producer.providers import build_providers, sign
+from producer.providers.base import Headers, ParsedEvent, Provider
 from producer.providers.fastio import FastioProvider
 from producer.providers.github import GithubProvider
 from producer.providers.standard import StandardProvider
@@ -293,3 +294,34 @@ def test_github_signing_sends_the_event_and_a_delivery_id_parse_reads() -> None:
 
 def test_a_github_header_that_is_not_sha256_hex_is_invalid() -> None:
     assert code_of(GithubProvider(("s",)), BODY, {"X-Hub-Signature-256": "sha1=abc"}) == "invalid_signature"
+
+
+def test_a_timestamp_exactly_at_the_tolerance_is_accepted_and_one_past_it_is_stale() -> None:
+    provider = StripeProvider(("whsec_stripe",), tolerance_s=300)
+    assert provider.verify(BODY, sign("stripe", BODY, "whsec_stripe", timestamp=NOW - 300), NOW) == "stripe"
+    assert (
+        code_of(provider, BODY, sign("stripe", BODY, "whsec_stripe", timestamp=NOW - 301))
+        == "stale_signature"
+    )
+
+
+def test_a_timestamp_that_is_not_unix_seconds_is_invalid() -> None:
+    assert code_of(StripeProvider(("s",)), BODY, {"Stripe-Signature": "t=soon,v1=abc"}) == "invalid_signature"
+
+
+def test_signature_characters_outside_latin1_are_refused_not_crashed() -> None:
+    assert code_of(GithubProvider(("s",)), BODY, {"X-Hub-Signature-256": "sha256=€"}) == "invalid_signature"
+
+
+def test_a_provider_must_both_verify_and_parse() -> None:
+    class OnlyParses(Provider):
+        def parse(self, document: object, headers: Headers) -> ParsedEvent:
+            raise NotImplementedError
+
+    class OnlyVerifies(Provider):
+        def verify(self, body: bytes, headers: Headers, now: float) -> str:
+            return "x"
+
+    for incomplete in (OnlyParses, OnlyVerifies):
+        with pytest.raises(TypeError, match="abstract"):
+            incomplete(())  # type: ignore[abstract]
