@@ -179,3 +179,52 @@ def test_the_documented_defaults_are_the_defaults() -> None:
                 defaults, field
             )
     assert Settings.from_env({}) == Settings()
+
+
+# The smallest value each bounded variable takes; below it, one line names the variable.
+MINIMUMS = {
+    "HOOKSTREAM_MAX_BODY_BYTES": "1",
+    "HOOKSTREAM_KAFKA_DELIVERY_TIMEOUT_S": "0.1",
+    "HOOKSTREAM_TIMESTAMP_TOLERANCE_S": "1",
+    "HOOKSTREAM_RETRY_MAX_ATTEMPTS": "1",
+    "HOOKSTREAM_ARCHIVE_MAX_BYTES": "1024",
+    "HOOKSTREAM_ARCHIVE_MAX_AGE_S": "0.1",
+    "HOOKSTREAM_CONSUMER_BATCH_SIZE": "1",
+    "HOOKSTREAM_CONSUMER_SESSION_TIMEOUT_MS": "1000",
+    "HOOKSTREAM_BREAKER_WINDOW": "1",
+}
+
+
+@pytest.mark.parametrize("variable", sorted(MINIMUMS))
+def test_each_bound_accepts_its_minimum_and_refuses_below_it(variable: str) -> None:
+    minimum = MINIMUMS[variable]
+    field = VARIABLES[variable][0]
+    assert getattr(Settings.from_env({variable: minimum}), field) == float(minimum)
+    below = str(float(minimum) / 2) if "." in minimum else str(int(minimum) - 1)
+    with pytest.raises(ConfigError, match=f"^{variable}=.* must be at least {minimum}$"):
+        Settings.from_env({variable: below})
+
+
+@pytest.mark.parametrize("provider", ["fastio", "github", "stripe", "standard"])
+def test_each_provider_secret_enables_only_that_provider(provider: str) -> None:
+    settings = Settings.from_env({f"{provider.upper()}_WEBHOOK_SECRET": "s"})
+    assert settings.secrets.enabled() == (provider,)
+    assert getattr(settings.secrets, provider) == ("s",)
+
+
+def test_no_password_appears_in_repr() -> None:
+    passwords = {
+        "HOOKSTREAM_REDIS_PASSWORD": "redis-pw",
+        "HOOKSTREAM_OPENSEARCH_PASSWORD": "search-pw",
+        "HOOKSTREAM_SCHEMA_REGISTRY_PASSWORD": "registry-pw",
+    }
+    shown = repr(Settings.from_env(passwords))
+    assert [pw for pw in passwords.values() if pw in shown] == []
+    assert (
+        repr(Settings.from_env({"FASTIO_WEBHOOK_SECRET": "s"}).secrets)
+        == "ProviderSecrets(enabled=('fastio',))"
+    )
+
+
+def test_a_bare_librdkafka_prefix_names_no_property() -> None:
+    assert Settings.from_env({"HOOKSTREAM_LIBRDKAFKA_": "x"}).kafka_extra == {}
