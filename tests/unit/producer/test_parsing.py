@@ -95,8 +95,10 @@ def test_stripe_event() -> None:
 
 def test_standard_event_keyed_by_the_configured_field() -> None:
     provider = StandardProvider(("whsec_AAAA",), key_field="workspace_id")
-    event = provider.parse({"type": "file.uploaded", "workspace_id": "ws_3"}, {"webhook-id": "msg_1"})
+    document = {"type": "file.uploaded", "workspace_id": "ws_3", "timestamp": "2026-01-01T00:00:00Z"}
+    event = provider.parse(document, {"webhook-id": "msg_1"})
     assert (event.event_id, event.event_type, event.partition_key) == ("msg_1", "file.uploaded", "ws_3")
+    assert event.occurred_at == datetime(2026, 1, 1, tzinfo=UTC)
     assert missing(provider, {}, {}) == ["webhook-id", "type"]
 
 

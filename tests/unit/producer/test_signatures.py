@@ -288,6 +288,7 @@ def test_github_signing_sends_the_event_and_a_delivery_id_parse_reads() -> None:
     named = sign("github", BODY, "s", event="push", delivery="d-1")
     parsed = provider.parse({}, named)
     assert (parsed.event_type, parsed.event_id) == ("push", "d-1")
+    assert sign("github", BODY, "s")["X-GitHub-Event"] == "ping"  # what GitHub sends when a hook is made
     fresh = {sign("github", BODY, "s")["X-GitHub-Delivery"] for _ in range(2)}
     assert len(fresh) == 2 and "" not in fresh
 
