@@ -121,3 +121,15 @@ def test_what_a_provider_does_not_give_stays_empty() -> None:
         Settings.timestamp_tolerance_s,
         Settings.partition_key_field,
     )
+
+
+def test_fastio_object_id_at_the_top_and_the_older_created_at() -> None:
+    document = {
+        "event_id": "e",
+        "event": "x",
+        "workspace_id": "w",
+        "object_id": "f_1",
+        "created_at": 1_700_000_000,
+    }
+    event = FastioProvider(("s",)).parse(document, {})
+    assert (event.object_id, event.occurred_at) == ("f_1", datetime.fromtimestamp(1_700_000_000, UTC))
