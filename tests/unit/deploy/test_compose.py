@@ -70,14 +70,14 @@ def test_compose_cli_accepts_it_where_installed() -> None:
 def test_services_and_images(compose: dict[str, Any]) -> None:
     services = compose["services"]
     stores = {"redis", "registry", "opensearch", "s3"}
-    assert set(services) == {"kafka", *stores, *APP_SERVICES, "prometheus", "grafana"}
+    assert set(services) == {"kafka", *stores, *APP_SERVICES, "gateway", "prometheus", "grafana"}
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"  # same as the local broker
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     for name in APP_SERVICES:
         build = services[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
         assert services[name]["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    for name in (*stores, "prometheus", "grafana"):
+    for name in (*stores, "gateway", "prometheus", "grafana"):
         image = services[name]["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name} image must be pinned"
 
@@ -211,3 +211,33 @@ def test_the_indexer_writes_to_opensearch_once_it_is_healthy(compose: dict[str, 
     assert services["indexer"]["environment"]["HOOKSTREAM_OPENSEARCH_URL"] == "http://opensearch:9200"
     assert services["indexer"]["depends_on"]["opensearch"]["condition"] == "service_healthy"
     assert "/usr/share/opensearch/data" in services["opensearch"]["volumes"][0]
+
+
+def test_the_shared_topology_two_producers_behind_the_gateway_two_members_per_group(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    producer, gateway = services["producer"], services["gateway"]
+    assert producer["deploy"]["replicas"] == 2
+    assert "ports" not in producer  # reached through the gateway only (two replicas share no port)
+    assert gateway["ports"] == ["8000:8080"]
+    source, target, _ = gateway["volumes"][0].split(":")
+    assert (ROOT / source).resolve() == ROOT / "deploy/nginx/hookstream.conf"
+    assert target == "/etc/nginx/conf.d/default.conf"
+    assert gateway["depends_on"]["producer"]["condition"] == "service_healthy"
+    for name in CONSUMERS:
+        assert services[name]["deploy"]["replicas"] == 2
+        # No volume of its own: a member's correctness rests on the shared stores alone.
+        assert not services[name].get("volumes"), name
+    for name, store in (("indexer", "opensearch"), ("archiver", "s3")):
+        assert services[name]["depends_on"][store]["condition"] == "service_healthy"
+
+
+def test_prometheus_scrapes_every_replica() -> None:
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["hookstream-producer"]["dns_sd_configs"] == [
+        {"names": ["producer"], "type": "A", "port": 8000}
+    ]
+    names = jobs["hookstream-consumers"]["dns_sd_configs"][0]["names"]
+    assert sorted(names) == sorted(CONSUMERS)
