@@ -198,3 +198,18 @@ def test_consumer_groups_differ_only_in_their_name() -> None:
         return yaml.safe_dump([deployment, scaled]).replace(group, "GROUP")
 
     assert normalised("indexer") == normalised("notifier") == normalised("archiver")
+
+
+def test_members_spread_over_nodes_and_keep_no_state_of_their_own() -> None:
+    config = _config()
+    for name in ("HOOKSTREAM_REDIS_URL", "HOOKSTREAM_OPENSEARCH_URL", "HOOKSTREAM_ARCHIVE_URL",
+                 "HOOKSTREAM_SCHEMA_REGISTRY_URL"):  # fmt: skip
+        assert config[name], name  # every state in a shared system
+    for group, deployment in _consumer_deployments().items():
+        pod = deployment["spec"]["template"]["spec"]
+        [spread] = pod["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert spread["labelSelector"]["matchLabels"]["hookstream.io/group"] == group
+        assert _one("ScaledObject", deployment["metadata"]["name"])["spec"]["minReplicaCount"] >= 2
+        # The only volumes are Secret files and scratch space, nothing persistent.
+        assert all("secret" in v or "emptyDir" in v for v in pod["volumes"]), group
