@@ -12,7 +12,7 @@ import sys
 
 from hookstream.errors import HookstreamError
 
-RUNNERS = ("kafka", "s3proxy", "registry", "redis", "opensearch")
+RUNNERS = ("kafka", "s3proxy", "registry", "redis", "opensearch", "nginx")
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """Scenario 5, duplicate deliveries of one event_id yield one record in each group's sink.
 
-Two ways one event reaches Kafka more than once, both by design of the producer: concurrent
-deliveries of one webhook taken by different gunicorn workers (its dedupe is per process), and
-a record that landed after its request got a 503 followed by the sender's accepted retry (the
-publisher's docstring: "a duplicate the consumers drop by event_id"). Either way the groups
-must absorb the copies by event_id.
+Concurrent deliveries of one webhook, taken by different gunicorn workers, leave ONE record:
+the producer's dedupe is shared by every worker through the state store, and the copies wait for
+the first one's acknowledgement. One way a copy still reaches Kafka, by design: a record that
+landed after its request got a 503, followed by the sender's accepted retry. The groups must
+absorb such copies by event_id.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def test_concurrent_deliveries_of_one_event_yield_one_record(
         notes={"http_answers": len(answers), "answered_duplicate": sum(a.duplicate for a in answers)},
     )
     assert books.row.ok, books.explain()
+    assert books.row.notes["events_with_kafka_copies"]["of_2xx"] == 0, books.row.notes
 
 
 @pytest.mark.faults_smoke
