@@ -19,14 +19,14 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from hookstream.errors import HookstreamError
+from hookstream_dev import byhand
 from hookstream_dev.errors import DevServerError
 from hookstream_dev.process import (
     CACHE,
@@ -177,10 +177,6 @@ class LocalOpenSearch:
         """SIGKILL, as a crash (or a lost host) would; its data stays for `start`."""
         self.daemon.kill()
 
-    def reset(self) -> None:
-        self.stop()
-        shutil.rmtree(self.home, ignore_errors=True)
-
 
 def fetch() -> str:
     """The distribution this machine would run (3.x with Java 21+, else 2.19.x), unpacked once."""
@@ -189,37 +185,23 @@ def fetch() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m hookstream_dev.opensearch", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("command", choices=["start", "stop", "status", "reset", "fetch"])
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
-    parser.add_argument(
-        "--port", type=int, default=9200, help="HTTP port; the transport port is the next one"
-    )
-    parser.add_argument("--heap-mb", type=int, default=512)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "fetch":
-            print(fetch())
-            return
-        node = LocalOpenSearch(args.home, args.port, args.heap_mb)
-        if args.command == "start":
-            node.start()
-            print(
-                f"OpenSearch {node.flavour.version} at {node.url} (home {node.home}, pid {node.daemon.pid()})"
-            )
-            print(f"export HOOKSTREAM_OPENSEARCH_URL={node.url}")
-        elif args.command == "status":
-            pid = node.daemon.pid()
-            print(f"OpenSearch at {node.url}: " + (f"running, pid {pid}" if pid else "not running"))
-        elif args.command == "stop":
-            node.stop()
-        else:
-            node.reset()
-    except HookstreamError as exc:
-        print(f"hookstream_dev.opensearch: {exc}", file=sys.stderr)
-        sys.exit(1)
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
+        parser.add_argument(
+            "--port", type=int, default=9200, help="HTTP port; the transport port is the next one"
+        )
+        parser.add_argument("--heap-mb", type=int, default=512)
+
+    def started(node: Any, args: argparse.Namespace) -> list[str]:
+        return [
+            f"OpenSearch {node.flavour.version} at {node.url} (home {node.home}, pid {node.daemon.pid()})",
+            f"export HOOKSTREAM_OPENSEARCH_URL={node.url}",
+        ]
+
+    byhand.run(
+        "opensearch", (__doc__ or "").split("\n")[0], argv, arguments,
+        lambda args: LocalOpenSearch(args.home, args.port, args.heap_mb), started, fetch,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

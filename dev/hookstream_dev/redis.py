@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import redis
 
-from hookstream.errors import HookstreamError
+from hookstream_dev import byhand
 from hookstream_dev.errors import MissingToolError
 from hookstream_dev.process import Daemon, wait_until
 
@@ -96,25 +96,18 @@ def fetch() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hookstream_dev.redis", description=__doc__)
-    parser.add_argument("action", choices=("start", "stop", "status"))
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="data, log and pid file")
-    parser.add_argument("--appendonly", action="store_true", help="AOF on, as in production")
-    args = parser.parse_args(argv)
-    server = LocalRedis(args.home, args.port, appendonly=args.appendonly)
-    try:
-        if args.action == "start":
-            server.start()
-            print(f"redis: {server.url} (log {server.log_file}); HOOKSTREAM_REDIS_URL={server.url}")
-        elif args.action == "stop":
-            server.stop()
-            print("redis: stopped")
-        else:
-            print(f"redis: {'running' if server.running() else 'stopped'} on port {args.port}")
-    except HookstreamError as exc:
-        print(f"hookstream_dev.redis: {exc}", file=sys.stderr)
-        sys.exit(1)
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+        parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="data, log and pid file")
+        parser.add_argument("--appendonly", action="store_true", help="AOF on, as in production")
+
+    def started(server: Any, args: argparse.Namespace) -> list[str]:
+        return [f"redis: {server.url} (log {server.log_file})", f"export HOOKSTREAM_REDIS_URL={server.url}"]
+
+    byhand.run(
+        "redis", __doc__ or "", argv, arguments,
+        lambda args: LocalRedis(args.home, args.port, appendonly=args.appendonly), started, fetch,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from hookstream.errors import HookstreamError
+from hookstream_dev import byhand
 from hookstream_dev.errors import DevServerError, MissingToolError
 from hookstream_dev.process import CACHE, Daemon, find_java, maven_artifact, port_open, wait_until
 
@@ -144,30 +144,25 @@ def fetch() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hookstream_dev.registry", description=__doc__)
-    parser.add_argument("action", choices=("start", "stop", "status", "fetch"))
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    args = parser.parse_args(argv)
-    registry = LocalRegistry(args.home, args.port)
-    try:
-        if args.action == "fetch":
-            print(fetch())
-        elif args.action == "start":
-            registry.start()
-            print(
-                f"Apicurio Registry {registry.version} (pid {registry.pid()}): "
-                f"HOOKSTREAM_SCHEMA_REGISTRY_URL={registry.url}"
-            )
-        elif args.action == "stop":
-            registry.stop()
-            print("schema registry stopped")
-        else:
-            pid = registry.pid()
-            print(f"schema registry: {f'running (pid {pid}) at {registry.url}' if pid else 'stopped'}")
-    except HookstreamError as exc:
-        print(f"hookstream_dev.registry: {exc}", file=sys.stderr)
-        sys.exit(1)
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--home", type=Path, default=DEFAULT_HOME)
+        parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+
+    def started(registry: Any, args: argparse.Namespace) -> list[str]:
+        return [
+            f"Apicurio Registry {registry.version} (pid {registry.pid()})",
+            f"export HOOKSTREAM_SCHEMA_REGISTRY_URL={registry.url}",
+        ]
+
+    byhand.run(
+        "registry",
+        __doc__ or "",
+        argv,
+        arguments,
+        lambda args: LocalRegistry(args.home, args.port),
+        started,
+        fetch,
+    )
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ variables to export.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import Any
 
-from hookstream.errors import HookstreamError
+from hookstream_dev import byhand
 from hookstream_dev.process import (
     CACHE,
     Daemon,
@@ -111,28 +111,25 @@ class S3Proxy:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hookstream_dev.s3proxy", description=__doc__)
-    parser.add_argument("action", choices=("start", "stop", "status"))
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="buckets, log and pid file")
-    parser.add_argument("--bucket", default="hookstream-archive", help="made at start if missing")
-    args = parser.parse_args(argv)
-    server = S3Proxy(args.home, args.port)
-    try:
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+        parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="buckets, log and pid file")
+        parser.add_argument("--bucket", default="hookstream-archive", help="made at start if missing")
+
+    def build(args: argparse.Namespace) -> S3Proxy:
+        server = S3Proxy(args.home, args.port)
         if args.action == "start":
-            server.make_bucket(args.bucket)
-            server.start()
-            exports = " ".join(f"{name}={value}" for name, value in server.environment().items())
-            print(f"s3proxy: {server.endpoint} (log {args.home / 's3proxy.log'}); export {exports}")
-            print(f"export HOOKSTREAM_ARCHIVE_URL=s3://{args.bucket}/events")
-        elif args.action == "stop":
-            server.stop()
-            print("s3proxy: stopped")
-        else:
-            print(f"s3proxy: {'running' if server.running() else 'stopped'} on port {args.port}")
-    except HookstreamError as exc:
-        print(f"hookstream_dev.s3proxy: {exc}", file=sys.stderr)
-        sys.exit(1)
+            server.make_bucket(args.bucket)  # a folder of the filesystem backend, made before it starts
+        return server
+
+    def started(server: Any, args: argparse.Namespace) -> list[str]:
+        exports = " ".join(f"{name}={value}" for name, value in server.environment().items())
+        return [
+            f"s3proxy: {server.endpoint} (log {args.home / 's3proxy.log'})",
+            f"export {exports} HOOKSTREAM_ARCHIVE_URL=s3://{args.bucket}/events",
+        ]
+
+    byhand.run("s3proxy", __doc__ or "", argv, arguments, build, started, fetch)
 
 
 if __name__ == "__main__":
