@@ -45,11 +45,12 @@ class Admin(AdminClient):
     """An AdminClient that can say why Kafka refused it (see `hookstream.kafka_access`)."""
 
     def __init__(self, conf: KafkaConf) -> None:
+        self.conf = conf  # for the plain clients some requests need (see offsets.committed_offsets)
         with_logger, self.watch = watched(conf)
         super().__init__(with_logger)
 
 
-def admin_client(settings: Settings) -> AdminClient:
+def admin_client(settings: Settings) -> Admin:
     return Admin(settings.kafka_common())
 
 

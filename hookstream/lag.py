@@ -58,14 +58,15 @@ def measure(settings: Settings, groups: list[str] | None = None, now: float | No
     """Lag of the named groups (default: every group that has committed something)."""
     admin = admin_client(settings)
     names = groups if groups is not None else list_groups(admin)
-    committed = {group: committed_offsets(admin, group) for group in names}
+    existing = _partitions_by_topic(admin)
+    every = [(t, n) for t, numbers in existing.items() if not t.startswith("__") for n in numbers]
+    committed = {group: committed_offsets(admin, group, every) for group in names}
     unknown = [group for group in names if not committed[group]]
     if groups is not None and unknown:
         raise OffsetsError(
             f"group(s) {', '.join(unknown)} have committed no offsets; `hookstream lag` lists every group"
         )
     # A group counts every partition of the topics it commits on, including ones it never reached.
-    existing = _partitions_by_topic(admin)
     topics = {group: sorted({t for t, _ in committed[group]} & existing.keys()) for group in names}
     scope = {group: [(t, n) for t in topics[group] for n in existing[t]] for group in names}
     marks = watermarks(admin, {p for partitions in scope.values() for p in partitions})

@@ -1,6 +1,7 @@
 """A consumer group's offsets: read them, and move them for a backfill or a replay.
 
-Everything goes through the AdminClient, so nothing here joins the group it looks at.
+Nothing here joins the group it looks at: requests go through the AdminClient, and committed
+offsets are read by a consumer that takes the group's id but never subscribes.
 Moving offsets is refused while the group has members: a live member would overwrite the
 new positions with its own next commit, and the plan would change under the operator.
 """
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from hookstream.admin import denial, refusal
+from hookstream.admin import Admin, denial, refusal
 from hookstream.errors import HookstreamError
+from hookstream.kafka_access import denied, explain, watched
 
 TIMEOUT_S = 15.0
 
@@ -63,14 +65,38 @@ def active_members(admin: AdminClient, group: str) -> int:
     return len(description.members)
 
 
-def committed_offsets(admin: AdminClient, group: str) -> dict[Partition, int]:
-    """Every partition the group has committed an offset for, with that offset."""
-    futures = admin.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(group)], request_timeout=TIMEOUT_S
-    )
+def committed_offsets(admin: Admin, group: str, partitions: Iterable[Partition]) -> dict[Partition, int]:
+    """The offset `group` has committed on each of `partitions` that has one.
+
+    Not `AdminClient.list_consumer_group_offsets`: librdkafka (2.16 still) crashes the whole
+    process when a coordinator answers that request with NOT_COORDINATOR, as it does while it
+    moves or loads (confluentinc/librdkafka#5040). A consumer's own offset fetch handles it.
+    """
+    wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
+    if not wanted:
+        return {}
+    conf, watch = watched(admin.conf)
+    reader = Consumer({**conf, "group.id": group, "enable.auto.commit": False})
     what = f"cannot read the committed offsets of group {group}"
-    found = _result(admin, futures[group], what, ("DESCRIBE", f"group {group}"))
-    return {(tp.topic, tp.partition): tp.offset for tp in found.topic_partitions if tp.offset >= 0}
+    try:
+        found = reader.committed(wanted, timeout=TIMEOUT_S)
+    except KafkaException as exc:
+        # A group this user may not DESCRIBE is no answer but a timeout: the denial waits on
+        # the consumer's queue.
+        error = _queued_error(reader) or exc.args[0]
+        raise OffsetsError(explain(error, what, watch, ("DESCRIBE", f"group {group}"))) from exc
+    finally:
+        reader.close()
+    for tp in found:
+        if tp.error is not None:
+            line = denied(tp.error, "DESCRIBE", f"topic {tp.topic}", watch.conf)
+            raise OffsetsError(line or f"{what}: {tp.topic}[{tp.partition}]: {tp.error.str()}")
+    return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+
+
+def _queued_error(consumer: Consumer) -> KafkaError | None:
+    msg = consumer.poll(0.5)
+    return msg.error() if msg is not None else None
 
 
 def topic_partitions(admin: AdminClient, topic: str) -> list[Partition]:
@@ -145,7 +171,7 @@ class OffsetMove:
         return {"topic": self.topic, "partition": self.partition, "current": self.current, "new": self.new}
 
 
-def plan_reset(admin: AdminClient, group: str, topic: str, target: ResetTarget) -> list[OffsetMove]:
+def plan_reset(admin: Admin, group: str, topic: str, target: ResetTarget) -> list[OffsetMove]:
     """Where each partition of `topic` would move; refuses while the group has members."""
     members = active_members(admin, group)
     if members:
@@ -163,7 +189,7 @@ def plan_reset(admin: AdminClient, group: str, topic: str, target: ResetTarget) 
         new = {p: found[p] if found[p] >= 0 else marks[p][1] for p in partitions}
     else:
         new = {p: marks[p][0] if target.kind == "earliest" else marks[p][1] for p in partitions}
-    committed = committed_offsets(admin, group)
+    committed = committed_offsets(admin, group, partitions)
     return [OffsetMove(t, n, committed.get((t, n)), new[(t, n)]) for t, n in partitions]
 
 

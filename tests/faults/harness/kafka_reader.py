@@ -7,7 +7,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 
@@ -73,13 +73,13 @@ def event_ids(records: list[Record]) -> Counter[str]:
 
 def group_lag(bootstrap: str, group: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
     """Messages not yet committed by `group`, per partition of `topic`."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    meta = admin.list_topics(topic, timeout=timeout_s).topics[topic]
-    partitions = [TopicPartition(topic, p) for p in meta.partitions]
-    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)])[group]
-    committed = {tp.partition: tp.offset for tp in future.result(timeout=timeout_s).topic_partitions}
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"faults-probe-{uuid.uuid4().hex[:8]}"})
+    # The group's own id on a consumer that never subscribes: it reads the group's offsets without
+    # joining (AdminClient.list_consumer_group_offsets can crash: see hookstream.offsets).
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
+        meta = probe.list_topics(topic, timeout=timeout_s).topics[topic]
+        partitions = [TopicPartition(topic, p) for p in meta.partitions]
+        committed = {tp.partition: tp.offset for tp in probe.committed(partitions, timeout=timeout_s)}
         lag = {}
         for p in meta.partitions:
             low, high = probe.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)

@@ -9,7 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from hookstream.admin import admin_client
-from hookstream.offsets import GroupActiveError, ResetTarget, apply_reset, committed_offsets, plan_reset
+from hookstream.offsets import (
+    GroupActiveError,
+    ResetTarget,
+    apply_reset,
+    committed_offsets,
+    plan_reset,
+    topic_partitions,
+)
 from hookstream.offsets_cli import offsets
 from hookstream.settings import Settings
 from tests.integration.hookstream.group_helpers import Member, commit, produce, unique_group
@@ -28,7 +35,9 @@ def group(settings: Settings) -> str:
 
 
 def _committed(settings: Settings, group: str) -> dict[int, int]:
-    return {p: o for (_, p), o in committed_offsets(admin_client(settings), group).items()}
+    admin = admin_client(settings)
+    partitions = topic_partitions(admin, settings.topic)
+    return {p: o for (_, p), o in committed_offsets(admin, group, partitions).items()}
 
 
 def _reset(settings: Settings, *args: str) -> tuple[int, str]:

@@ -68,9 +68,10 @@ def test_a_group_cannot_write_the_events_topic_but_can_write_the_dlq(secure_kafk
 
 def test_a_group_cannot_read_another_groups_offsets(secure_kafka: SecureKafka) -> None:
     admin = admin_client(secure_kafka.settings("indexer"))
-    committed_offsets(admin, "indexer")  # its own group: allowed (nothing committed yet, or some)
+    partitions = [(SECURE_TOPIC, 0)]
+    committed_offsets(admin, "indexer", partitions)  # its own group: allowed (nothing committed yet, or some)
     with pytest.raises(OffsetsError) as refused:
-        committed_offsets(admin, "notifier")
+        committed_offsets(admin, "notifier", partitions)
     assert "DESCRIBE on group notifier" in str(refused.value)
     assert "User:indexer" in str(refused.value)
 
