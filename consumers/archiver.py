@@ -60,6 +60,8 @@ class Archiver(Handler):
         self._key_prefix = state_key(self._topic, "archived", "", group=self._group)
         # (partition, offset) -> archive it? Decided for the whole batch in one round trip.
         self._first_copies: dict[tuple[int, int], bool] = {}
+        for result in ("ok", "failed"):  # both series from the start: rate() sees the first failure
+            ARCHIVE_UPLOADS.labels(result)
 
     # -- records in ----------------------------------------------------------------------------
 

@@ -109,8 +109,8 @@ def test_prometheus_scrapes_every_dashboard_metric(
     settings: Settings, tmp_path: Path, processes: Processes
 ) -> None:
     prometheus_bin = debian_tool("prometheus")
-    base = free_port_block(3)
-    producer_port, consumer_port, prometheus_port = base, base + 1, base + 2
+    base = free_port_block(4)
+    producer_port, consumer_port, archiver_port, prometheus_port = base, base + 1, base + 2, base + 3
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
@@ -131,12 +131,18 @@ def test_prometheus_scrapes_every_dashboard_metric(
         [str(HOOKSTREAM), "consume", "indexer"],
         {**env, "HOOKSTREAM_METRICS_PORT": str(consumer_port)},
     )
+    # The archiver too: the dashboard shows its uploads.
+    processes.start(
+        "archiver",
+        [str(HOOKSTREAM), "consume", "archiver"],
+        {**env, "HOOKSTREAM_METRICS_PORT": str(archiver_port)},
+    )
     producer_url = f"http://127.0.0.1:{producer_port}"
     try:
         _wait_for("the producer to be ready", lambda: _get(f"{producer_url}/readyz")[0] == 200)
-        _wait_for(
-            "the consumer's metrics", lambda: _get(f"http://127.0.0.1:{consumer_port}/metrics")[0] == 200
-        )
+        for port in (consumer_port, archiver_port):
+            url = f"http://127.0.0.1:{port}/metrics"
+            _wait_for(url, lambda url=url: _get(url)[0] == 200)
     except AssertionError:
         raise AssertionError(processes.tail()) from None
 
@@ -154,7 +160,7 @@ def test_prometheus_scrapes_every_dashboard_metric(
         ).encode()
     )
     send_env = {**env, "FASTIO_WEBHOOK_SECRET": SECRET}
-    # Dedupe memory is per worker: with two workers, the third copy is a duplicate wherever it lands.
+    # The second and third copies are duplicates: the workers share one dedupe store.
     for args in (["--count", "5"], [str(body), "--count", "3"]):
         done = subprocess.run(
             [str(HOOKSTREAM), "send", "--url", webhook, *args], env=send_env, capture_output=True, timeout=60
@@ -183,7 +189,7 @@ def test_prometheus_scrapes_every_dashboard_metric(
             },
             {
                 "job_name": "hookstream-consumers",
-                "static_configs": [{"targets": [f"127.0.0.1:{consumer_port}"]}],
+                "static_configs": [{"targets": [f"127.0.0.1:{consumer_port}", f"127.0.0.1:{archiver_port}"]}],
             },
         ],
     }
