@@ -23,6 +23,8 @@ from hookstream.state.metrics import timed
 # the write lock, so it stays short.
 _SWEEP_INTERVAL_S = 30.0
 _SWEEP_ROWS = 5000
+_OPEN_TIMEOUT_S = 10.0
+_OPEN_RETRY_S = 0.01
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
@@ -62,18 +64,34 @@ class SqliteStore:
             self._inherited.append(self._db)
             self._db = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Processes that open a new file together race to switch it to WAL, and SQLite answers the
+        # losers "database is locked" at once, without its busy wait: they try again. Once per
+        # process, so the wait may outlast an operation's timeout; giving up would cost a dedupe.
+        deadline = time.monotonic() + max(self._timeout_s, _OPEN_TIMEOUT_S)
+        while True:
+            try:
+                db = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(_OPEN_RETRY_S)
+        self._db, self._pid = db, os.getpid()
+        return db
+
+    def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(
             self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
         )
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 db.execute(statement)
         except sqlite3.Error:
             db.close()
             raise
-        self._db, self._pid = db, os.getpid()
         return db
 
     @contextmanager
