@@ -16,7 +16,8 @@ store (`hookstream.state`: Redis when `HOOKSTREAM_REDIS_URL` is set, else the ho
 file; by group, event_id and destination) right after the destination accepts it, so a
 redelivered event never notifies a destination twice: across restarts, and across members on
 other hosts when the store is Redis. Only a crash in the instant between the destination's
-answer and that record can repeat the one request in flight; every request carries
+answer and that record can repeat the requests in flight (one per workspace chain, at most
+`SENDERS`); every request carries
 `Idempotency-Key: <event_id>` so the receiver can drop it. A store that does not answer is a
 `TransientError`: the record is retried, never notified without its record, never lost.
 """
@@ -208,7 +209,7 @@ def post(session: requests.Session, destination: Destination, envelope: Envelope
 
 
 # Workspaces notified side by side; one workspace's notifications are always sent in order.
-_SENDERS = 8
+SENDERS = 8
 
 _Position = tuple[str, int, int]
 
@@ -244,7 +245,7 @@ class Notifier(Handler):
         if self._sent is None or len(records) < 2:
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(_SENDERS, thread_name_prefix="notifier")
+            self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="notifier")
         chains: dict[str, list[tuple[Record, Future[bool]]]] = {}
         for record in records:
             future: Future[bool] = Future()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.notifier import _SENDERS
+from consumers.notifier import SENDERS
 from hookstream.settings import Settings
 from hookstream_dev.redis import LocalRedis
 from tests.faults.harness.load import LoadGenerator, wait_for_status
@@ -76,7 +76,7 @@ def test_members_on_separate_hosts_sharing_redis_notify_each_event_once(
     assert set(counts) == accepted
     assert max(counts.values()) == 1, {e: c for e, c in counts.items() if c > 1}  # once per key
     assert receiver.keys_missing() == 0
-    assert receiver.raw_repeats() <= _SENDERS, receiver.raw_repeats()  # the crash window only
+    assert receiver.raw_repeats() <= SENDERS, receiver.raw_repeats()  # the crash window only
 
 
 def _wait(check, what: str, timeout_s: float = 120.0) -> None:  # type: ignore[no-untyped-def]
