@@ -34,6 +34,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, separators=(",", ":"))
 
 
+_HTTP_CLIENT_LOGGERS = ("httpx", "httpx2", "opensearch", "botocore", "urllib3")
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send JSON lines to stderr from every logger; idempotent."""
     handler = logging.StreamHandler(sys.stderr)
@@ -41,3 +44,7 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The HTTP clients of the shared stores log every request at INFO: one line per batch of
+    # work, with URLs, and nothing an operator acts on. Their warnings and errors still show.
+    for chatty in _HTTP_CLIENT_LOGGERS:
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -87,6 +87,7 @@ def _banner(env: dict[str, str]) -> str:
             f"HOOKSTREAM_OPENSEARCH_URL={env['HOOKSTREAM_OPENSEARCH_URL']} {hookstream} search TEXT",
         ),
         ("list the archive", f"{archive} {hookstream} archive verify"),
+        ("", "(an object appears when its file rolls: HOOKSTREAM_ARCHIVE_MAX_AGE_S, 60 s by default)"),
         ("Redis, registry", f"{env['HOOKSTREAM_REDIS_URL']}, {env['HOOKSTREAM_SCHEMA_REGISTRY_URL']}"),
     ]
     lines = "\n".join(f"    {label:<18} {value}" for label, value in rows)
@@ -132,7 +133,13 @@ def _prepare(env: dict[str, str]) -> None:
     """Topics, the envelope schemas and the archive bucket: what an operator makes once."""
     for args in (("topics", "create"), ("schemas", "register")):
         subprocess.run([str(BIN / "hookstream"), *args], env=env, check=True)
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"])
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
 
