@@ -1,5 +1,9 @@
+import dataclasses
 import io
+import json
 from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -132,3 +136,119 @@ def test_a_body_that_is_not_a_record_is_a_schema_error_not_a_crash() -> None:
     body = _schemaless("string", "just text")  # type: ignore[arg-type]
     with pytest.raises(SchemaError, match="not a record"):
         codec.read_body(body, 0, fastavro.parse_schema("string"), None, "(registry schema id 9)")
+
+
+# The wire format byte for byte: a small envelope, every Avro field spelled out (zigzag varints,
+# union branch indexes, length-prefixed strings), so a change to the framing or a field shows.
+SMALL = {
+    "event_id": "e1",
+    "provider": "p",
+    "event_type": "t",
+    "workspace_id": "w",
+    "payload": b"{}",
+    "received_at": datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=UTC),  # 1 ms after the epoch
+}
+STRINGS = (
+    b"\x04e1"  # event_id: length 2, then the bytes
+    + b"\x02p"  # provider
+    + b"\x02t"  # event_type
+)
+TAIL = (
+    b"\x00"  # object_id: union branch 0, null
+    + b"\x00"  # occurred_at: null
+    + b"\x02"  # received_at: 1 ms
+    + b"\x04{}"  # payload: the body as it came
+)
+# Framing b"H" + version, then the body: schema_version (zigzag: 1 -> 2, 2 -> 4, 3 -> 6) ...
+V1_BYTES = b"H\x01" + b"\x02" + STRINGS + b"\x02w" + TAIL
+V2_BYTES = b"H\x02" + b"\x04" + STRINGS + b"\x02w" + TAIL + b"\x00"  # + signature_scheme null
+# v3: workspace_id is a union (branch 1, string); partition_key comes last.
+V3_BYTES = b"H\x03" + b"\x06" + STRINGS + b"\x02\x02w" + TAIL + b"\x00" + b"\x02w"
+
+
+def test_the_framing_is_the_letter_h_then_the_version() -> None:
+    assert codec.encode(make_envelope())[:2] == b"H" + bytes((codec.CURRENT_VERSION,))
+
+
+@pytest.mark.parametrize(("version", "data"), [(1, V1_BYTES), (2, V2_BYTES), (3, V3_BYTES)])
+def test_each_version_writes_exactly_these_bytes(version: int, data: bytes) -> None:
+    """The body carries the version it was written with, not the envelope's own field."""
+    assert codec.encode(codec.Envelope(**SMALL), version=version) == data  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("version", "data"), [(1, V1_BYTES), (2, V2_BYTES), (3, V3_BYTES)])
+def test_each_version_decodes_from_exactly_these_bytes(version: int, data: bytes) -> None:
+    expected = codec.Envelope(**SMALL, schema_version=version)  # type: ignore[arg-type]
+    assert codec.decode(data) == expected
+    assert (expected.signature_scheme, expected.partition_key) == (None, "w")
+
+
+def test_an_envelope_of_only_the_required_fields_has_the_schema_defaults() -> None:
+    envelope = codec.Envelope(**{**SMALL, "workspace_id": None})  # type: ignore[arg-type]
+    assert (envelope.object_id, envelope.occurred_at, envelope.signature_scheme) == (None, None, None)
+    assert (envelope.partition_key, envelope.schema_version) == ("", codec.CURRENT_VERSION)
+    assert codec.decode(codec.encode(envelope)) == envelope
+
+
+def test_the_envelope_is_immutable() -> None:
+    envelope = make_envelope()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        envelope.event_id = "evt-2"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("extra", [1, 2, 7])
+def test_trailing_bytes_are_refused_with_their_count(extra: int) -> None:
+    with pytest.raises(SchemaError, match=f"envelope has {extra} trailing bytes"):
+        codec.decode(V3_BYTES + b"\x00" * extra)
+
+
+def test_a_truncated_body_names_the_version_it_claims() -> None:
+    with pytest.raises(SchemaError, match="not valid Avro v2: "):
+        codec.decode(V2_BYTES[:-3])
+
+
+def test_only_older_writers_are_resolved_the_newest_is_read_as_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Resolution costs; the newest version needs none (`reader` None), older ones always do."""
+    readers: list[Any] = []
+    read_body = codec.read_body
+
+    def spy(data: bytes, start: int, writer: Any, reader: Any, label: str) -> dict[str, Any]:
+        readers.append(reader)
+        return read_body(data, start, writer, reader, label)
+
+    monkeypatch.setattr(codec, "read_body", spy)
+    codec.decode(V3_BYTES)
+    codec.decode(V2_BYTES)
+    codec.decode(V1_BYTES)
+    newest = codec.schema_versions()[codec.CURRENT_VERSION]
+    assert readers == [None, newest, newest]
+
+
+def test_an_older_writer_is_read_through_resolution_into_the_newest_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every field added so far has the dataclass's default, so resolution shows only when a type
+    changes: a writer that had `payload` as a string is promoted to the newest reader's bytes."""
+    old = json.loads(resources.files("schemas").joinpath("envelope.v1.avsc").read_text())
+    next(f for f in old["fields"] if f["name"] == "payload")["type"] = "string"
+    versions = {**codec.schema_versions(), 0: fastavro.parse_schema(old)}
+    monkeypatch.setattr(codec, "schema_versions", lambda: versions)
+    decoded = codec.decode(b"H\x00" + b"\x00" + STRINGS + b"\x02w" + TAIL)
+    assert decoded.payload == b"{}"
+    assert decoded == codec.Envelope(**SMALL, schema_version=0)  # type: ignore[arg-type]
+
+
+def test_the_schemas_are_parsed_once_not_per_record() -> None:
+    assert codec.schema_versions() is codec.schema_versions()
+
+
+def test_only_envelope_v_n_avsc_files_are_versions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Another schema in the folder (a key schema) or a copy of a version is not a version."""
+    v1 = resources.files("schemas").joinpath("envelope.v1.avsc").read_text()
+    (tmp_path / "envelope.v1.avsc").write_text(v1)
+    (tmp_path / "key.avsc").write_text('"string"')
+    (tmp_path / "envelope.v2.avsc.orig").write_text(v1)
+    monkeypatch.setattr(codec.resources, "files", lambda package: tmp_path)
+    assert list(codec.schema_versions.__wrapped__()) == [1]
