@@ -3,6 +3,8 @@ and through a registry outage: waited out in place, nothing to the DLQ, flowing 
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import replace
 
 from consumers.dlq import read_dead_letters
@@ -55,27 +57,29 @@ def test_both_framings_on_one_topic_are_read_in_order(registry_settings: Setting
 def test_a_registry_outage_is_waited_out_never_dead_lettered(
     own_registry: LocalRegistry, settings: Settings
 ) -> None:
+    """A hung registry (SIGSTOP: requests time out) is waited out by the same member.
+
+    Not stop and start: the local registry keeps schemas in memory, so a restarted one would
+    rightly call the id unknown (poison) to any request that beats the test's re-registration.
+    A refused connection is transient too: test_registry_framing covers it.
+    """
     settings = fast(replace(settings, schema_registry_url=own_registry.url))
-    writer = build_serializer(settings)
-    assert writer.ready()[0]
     produce(settings, _registry_framed(settings, range(20)))
-    own_registry.stop()  # the member below has never seen the schema id: it must ask
+    pid = own_registry.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # the member below has never seen the schema id: it must ask
 
     group = unique("outage")
     recorder = Recorder()
     running = Running(Member(settings, group, recorder))
     try:
-        wait_until(lambda: sample("hookstream_consumer_retries_total", group=group) >= 2, what="retries")
-        assert recorder.handled() == []
-        assert running.error is None and running.thread.is_alive()
-
-        # In memory, a restarted registry is empty: registering the same schema first gives the same id.
-        own_registry.start()
-        again = build_serializer(settings)
-        assert again.ready()[0]
-        assert isinstance(again, RegistryFraming) and isinstance(writer, RegistryFraming)
-        assert again.schema_id == writer.schema_id
-        wait_until(lambda: len(recorder.handled()) >= 20, what="records handled after the registry came back")
+        try:
+            wait_until(lambda: sample("hookstream_consumer_retries_total", group=group) >= 2, what="retries")
+            assert recorder.handled() == []
+            assert running.error is None and running.thread.is_alive()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_until(lambda: len(recorder.handled()) >= 20, 120, "records handled after the registry came back")
     finally:
         running.stop()
     assert running.error is None

@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,6 +85,7 @@ def live_files(admin: OpenSearch, alias: str) -> list[tuple[str, str]]:
 
 def documents(admin: OpenSearch, alias: str) -> int:
     try:
+        admin.indices.refresh(index=alias)  # what was written so far, not what the last refresh saw
         return int(admin.count(index=alias)["count"])
     except Exception:  # not created yet
         return 0
@@ -154,7 +156,15 @@ def test_two_members_one_killed_mid_stream_leave_every_live_file_once_in_its_new
         return Proc(name, argv, env, tmp_path / f"{name}.log", f"http://127.0.0.1:{port}/metrics").start()
 
     first, second = member("first"), member("second")
-    load = threading.Thread(target=produce, args=(settings, events))
+
+    def both_assigned() -> bool:
+        rebalances = "hookstream_consumer_rebalances_total"
+        return all((p.metric(rebalances, group="indexer", kind="assign") or 0) > 0 for p in (first, second))
+
+    # Both members in the group before the load, and the load spread over ~20 s, so that each
+    # is indexing when one is killed, however slowly a loaded machine starts them.
+    wait_until(both_assigned, 120, "both members to be assigned partitions")
+    load = threading.Thread(target=_paced, args=(settings, events))
     load.start()
     alias = opensearch_settings.opensearch_index
 
@@ -178,6 +188,13 @@ def test_two_members_one_killed_mid_stream_leave_every_live_file_once_in_its_new
     assert len(found) == len(set(found))  # once each
     assert dict(found) == live  # every live file, in its newest state; no removed file back
     assert list(read_dead_letters(settings)) == []
+
+
+def _paced(settings: Settings, events: list[codec.Envelope], chunks: int = 40, pause_s: float = 0.5) -> None:
+    step = -(-len(events) // chunks)
+    for start in range(0, len(events), step):
+        produce(settings, events[start : start + step])
+        time.sleep(pause_s)
 
 
 @pytest.fixture(scope="module")
