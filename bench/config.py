@@ -84,6 +84,7 @@ class BenchConfig:
     producer_setting: WorkerSetting | None  # for the producer and the Flask ceiling; None: gunicorn_conf's
     open_max_rps: int  # sizes the open step's file of distinct pre-signed requests
     warm_records: int  # written before anything is measured: a cold broker JVM is several times slower
+    warm_small_s: float  # then this long of one-record produce requests (the webhooks' kind)
     perf_records: int
     prefill_events: int
     group_cap_s: float  # a consumer slower than prefill_events in this time is measured over it
@@ -182,6 +183,7 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         producer_setting=WorkerSetting.parse(producer) if producer else None,
         open_max_rps=int(pick(None, "BENCH_OPEN_MAX_RPS", "12000", "12000")),
         warm_records=int(pick(None, "BENCH_WARM_RECORDS", "100000", "30000")),
+        warm_small_s=float(pick(None, "BENCH_WARM_SMALL_S", "90", "60")),
         perf_records=int(pick(None, "BENCH_PERF_RECORDS", "1000000", "100000")),
         prefill_events=int(pick(None, "BENCH_PREFILL", "200000", "50000")),
         group_cap_s=float(pick(None, "BENCH_GROUP_CAP_S", "60", "15")),

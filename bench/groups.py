@@ -79,6 +79,34 @@ def prefill(bootstrap: str, topic: str, count: int, prefix: str) -> float:
     return time.perf_counter() - started
 
 
+def acked_one_by_one(bootstrap: str, topic: str, seconds: float, prefix: str, producers: int = 4) -> int:
+    """Records written one at a time, each waited for, from `producers` clients at once for
+    `seconds`: small produce requests, as webhooks make them; returns how many were written."""
+    import threading
+
+    from confluent_kafka import Producer
+
+    conf = ProducerConfig.from_settings(Settings(kafka_bootstrap_servers=bootstrap)).as_librdkafka()
+    deadline = time.monotonic() + seconds
+    written = [0] * producers
+
+    def write(index: int) -> None:
+        producer = Producer(conf)
+        while time.monotonic() < deadline:
+            key, value, headers = envelope(f"{prefix}-{index}", written[index])
+            producer.produce(topic, value, key, headers=headers)
+            if producer.flush(30):
+                raise RuntimeError(f"warming {topic}: a record was not acknowledged within 30s")
+            written[index] += 1
+
+    threads = [threading.Thread(target=write, args=(index,)) for index in range(producers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(written)
+
+
 def raw_loop(bootstrap: str, topic: str, count: int, decode: bool = False) -> LoopRate:
     group = "bench-rawloop-decode" if decode else "bench-rawloop"
     cmd = [

@@ -21,19 +21,20 @@ from hookstream.settings import Settings
 
 wsgi_app = "producer.app:app_from_env()"
 bind = ["0.0.0.0:8000"]
-# gthread, chosen by measurement against sync and gevent, interleaved rounds (figures and method:
-# docs/benchmarks/producer-worker-class.md). It cost the least CPU per webhook; sync (4
-# processes) answered about as many but cost more CPU per webhook, closes every connection
-# after one request, and holds a whole process per waiting request (a Kafka stall up to the
-# 2 s deadline leaves it half a request per second per process). gevent answered least and
-# cost the most: its one hub thread stalls on every call that blocks in C (the SQLite dedupe
-# store) unless that call is handed to a thread pool. A webhook mostly waits, for Kafka's ack
-# and the dedupe store: threads wait side by side, each on its own ack (producer.handoff).
-worker_class = "gthread"
+# gevent, one worker per CPU, chosen by measurement against gthread and sync on a quiet box with a
+# warmed broker (docs/benchmarks/producer-worker-class.md): it answered the most webhooks at the
+# least CPU each (748 against gthread's 678 req/s, 1.94 against 2.08 ms). A webhook mostly waits
+# for Kafka's ack: under gevent each waits as a greenlet on an event that librdkafka's thread
+# sets through the hub's thread-safe watcher (producer.handoff), with no thread switches and
+# no GIL handed between 32 threads. What blocks in C stays short: SQLite dedupe calls (well
+# under a millisecond) run on the hub; Redis, registry and Kafka metadata calls cooperate or
+# run in gevent's thread pool.
+worker_class = "gevent"
 workers = os.cpu_count() or 2
-# Requests in flight per worker, each holding its thread until its ack (at most the deadline);
-# 32 answered more than 8 or 16, at no more CPU per webhook.
-threads = 32
+# Requests in flight per worker, each a greenlet holding its connection until its ack (at most
+# the 2 s deadline): gunicorn's default, far above what one worker's CPU answers per 2 s.
+worker_connections = 1000
+threads = 32  # only for `--worker-class gthread`, the measured runner-up
 keepalive = 75  # longer than typical sender/load-balancer idle timeouts
 timeout = 30
 graceful_timeout = 15
