@@ -15,8 +15,10 @@ counted in `hookstream_dedupe_store_errors_total` and logged once per interval, 
 fails because of the store. A pending claim has a TTL, so an owner that dies (kill -9) does
 not block its event_id for longer than that.
 
-Synchronous: called from gunicorn's threads or gevent's greenlets (`time.sleep` and the Redis
-socket cooperate under gevent's patching).
+Claims and acks are written in batches, one writer per worker (`producer.group_commit`): the
+store's cost is paid per batch of concurrent webhooks, not twice per webhook. Called from
+gunicorn's threads or gevent's greenlets (`time.sleep` and the Redis socket cooperate under
+gevent's patching).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from enum import Enum
 from hookstream.errors import StateStoreUnavailable
 from hookstream.settings import Settings
 from hookstream.state import StateStore, open_store, state_key
+from producer.group_commit import GroupCommit
 from producer.metrics import DEDUPE_STORE_ERRORS
 
 log = logging.getLogger("hookstream.producer.dedupe")
@@ -61,6 +64,10 @@ class Deduper:
         self.window_s = window_s
         self.claim_ttl_s = claim_ttl_s
         self._tokens: dict[tuple[str, int], str | None] = {}  # (key, request) -> claim token
+        # The claim and the ack of every webhook go through one writer, in batches.
+        self._batch = GroupCommit(
+            store, claim_ttl_s, _ACKED, window_s, wait_s=2 * STORE_TIMEOUT_S, on_error=self._store_failed
+        )
         self._errors_lock = threading.Lock()
         self._errors_unlogged = 0
         self._next_log = 0.0
@@ -75,7 +82,7 @@ class Deduper:
         stored = self._key(key)
         token = uuid.uuid4().hex
         try:
-            if self.store.add(stored, self.claim_ttl_s, _PENDING + token):
+            if self._batch.add(stored, _PENDING + token):
                 self._tokens[key, threading.get_ident()] = token
                 return Claim.OWNER
             return self._await_outcome(stored, timeout_s)
@@ -108,7 +115,7 @@ class Deduper:
         stored = self._key(key)
         try:
             if accepted:
-                self.store.put(stored, _ACKED, self.window_s)
+                self._batch.ack_later(stored)
             elif token is not None:
                 # Only our own claim: if it expired and another copy claimed the key, that one's stays.
                 self.store.delete(stored, only_if=_PENDING + token)
@@ -139,6 +146,7 @@ class Deduper:
         return {"store": self.store.name, "status": "ok"}
 
     def close(self) -> None:
+        self._batch.close()
         self.store.close()
 
 

@@ -39,6 +39,9 @@ class StateStore(Protocol):
         """`add` for each key (with its value in `values`, else "1"), in one round trip; one bool
         per key, in order."""
 
+    def put_many(self, keys: Sequence[str], value: str, ttl_s: float) -> None:
+        """`put` of one value to each key, in one round trip (one transaction in SQLite)."""
+
     def get(self, key: str) -> str | None:
         """The value of `key`, or None when it is absent or expired."""
 

@@ -119,6 +119,18 @@ class RedisStore:
             except redis.RedisError as exc:
                 raise self._unavailable(exc) from exc
 
+    def put_many(self, keys: Sequence[str], value: str, ttl_s: float) -> None:
+        if not keys:
+            return
+        with timed("redis", "put_many"):
+            try:
+                pipe = self._redis().pipeline(transaction=False)
+                for key in keys:
+                    pipe.set(key, value, px=_ms(ttl_s))
+                pipe.execute()
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from exc
+
     def delete(self, key: str, only_if: str | None = None) -> bool:
         with timed("redis", "delete"):
             try:

@@ -36,7 +36,11 @@ _ADD = (
     "INSERT INTO state (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
     " SET value = excluded.value, expires_at = excluded.expires_at WHERE state.expires_at <= ?"
 )
-_PUT = "INSERT OR REPLACE INTO state (key, value, expires_at) VALUES (?, ?, ?)"
+# An upsert, not INSERT OR REPLACE, which deletes the old row and its index entry first.
+_PUT = (
+    "INSERT INTO state (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET value = excluded.value, expires_at = excluded.expires_at"
+)
 _GET = "SELECT value FROM state WHERE key = ? AND expires_at > ?"
 _DELETE = "DELETE FROM state WHERE key = ? AND expires_at > ?"
 _SWEEP = "DELETE FROM state WHERE key IN (SELECT key FROM state WHERE expires_at <= ? LIMIT ?)"
@@ -136,6 +140,20 @@ class SqliteStore:
                 raise
             db.execute("COMMIT")
         return added
+
+    def put_many(self, keys: Sequence[str], value: str, ttl_s: float) -> None:
+        if not keys:
+            return
+        now = time.time()
+        with self._session("put_many") as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(_PUT, [(key, value, now + ttl_s) for key in keys])
+                self._sweep(db, now)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def get(self, key: str) -> str | None:
         with self._session("get") as db:

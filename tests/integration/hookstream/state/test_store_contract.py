@@ -55,6 +55,17 @@ def test_put_overwrites_and_renews(store: StateStore, state_settings: Settings) 
     assert store.get(key) == "b"
 
 
+def test_put_many_overwrites_each_key_and_sets_a_ttl(store: StateStore, state_settings: Settings) -> None:
+    keys = [_key(state_settings, f"pm{i}") for i in range(3)]
+    assert store.add(keys[0], 60, "pending")
+    store.put_many(keys, "acked", 60)
+    assert [store.get(key) for key in keys] == ["acked"] * 3
+    store.put_many(keys[1:], "short", 0.2)
+    store.put_many([], "none", 60)
+    time.sleep(0.5)
+    assert [store.get(key) for key in keys] == ["acked", None, None]
+
+
 def test_an_expired_key_is_absent_and_can_be_added_again(store: StateStore, state_settings: Settings) -> None:
     key = _key(state_settings, "ttl")
     assert store.add(key, 0.2, "old")
