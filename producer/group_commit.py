@@ -77,9 +77,10 @@ class GroupCommit:
         self._queue(lambda: self._acks.append(key))
 
     def close(self) -> None:
-        """Make what is queued (acks a graceful stop must not drop), then stop the writer."""
+        """Make what is queued (acks a graceful stop must not drop), then stop the writer (a later
+        call starts another)."""
         with self._work:
-            self._closing = True
+            self._closing, self._pid = True, 0
             claims, acks = self._take()
             self._work.notify()
         self._make(claims, acks)

@@ -175,7 +175,9 @@ def test_an_unreachable_store_produces_counts_and_logs_once(
         for _ in range(3):
             assert dedupe.claim("k", 1) is Claim.OWNER
             dedupe.settle("k", accepted=True)
-    assert _store_errors() - before == 6  # every claim and every settle
+        dedupe.close()  # makes the acks still queued
+    # Every store call: each claim (one after another, so one each) and the acks' batches.
+    assert 3 + 1 <= _store_errors() - before <= 3 + 3
     assert len(caplog.records) == 1  # once per interval, not once per request
     assert "unavailable" in caplog.records[0].getMessage()
 
