@@ -21,14 +21,14 @@ from hookstream.settings import Settings
 
 wsgi_app = "producer.app:app_from_env()"
 bind = ["0.0.0.0:8000"]
-# gevent, one worker per CPU, chosen by measurement against gthread and sync on a quiet box with a
-# warmed broker (docs/benchmarks/producer-worker-class.md): it answered the most webhooks at the
-# least CPU each (748 against gthread's 678 req/s, 1.94 against 2.08 ms). A webhook mostly waits
-# for Kafka's ack: under gevent each waits as a greenlet on an event that librdkafka's thread
-# sets through the hub's thread-safe watcher (producer.handoff), with no thread switches and
-# no GIL handed between 32 threads. What blocks in C stays short: SQLite dedupe calls (well
-# under a millisecond) run on the hub; Redis, registry and Kafka metadata calls cooperate or
-# run in gevent's thread pool.
+# gevent, one worker per CPU, chosen by measurement against gthread (32 threads) on a quiet box
+# with a warmed broker, 3 interleaved rounds (docs/benchmarks/producer-worker-class.md): 1,230
+# against 750 acked req/s, 1.22 against 1.55 ms of CPU per webhook. A webhook mostly waits for
+# Kafka's ack: under gevent each waits as a greenlet on an event that librdkafka's thread sets
+# through the hub's thread-safe watcher (producer.handoff), with no hand-off to a pool thread and
+# no GIL passed among 32 threads. Nothing on the request path blocks the hub for long: dedupe
+# writes go through one writer per worker in batches (producer.group_commit); Redis, registry
+# and Kafka metadata calls cooperate or run in gevent's thread pool.
 worker_class = "gevent"
 workers = os.cpu_count() or 2
 # Requests in flight per worker, each a greenlet holding its connection until its ack (at most
