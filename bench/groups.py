@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bench import launch, payloads, promtext
@@ -22,7 +23,7 @@ from bench.ingest import Workspace, load
 from bench.results import EndToEnd, LoopRate
 from bench.servers import Server, running
 from hookstream.kafka import ProducerConfig
-from hookstream.settings import Settings
+from hookstream.settings import KafkaConf, Settings
 from hookstream_dev.process import free_port_block
 from schemas.codec import Envelope, encode, utc_now
 
@@ -61,9 +62,7 @@ def prefill(bootstrap: str, topic: str, count: int, prefix: str) -> float:
     """Write `count` envelopes with Hookstream's own producer settings; returns seconds taken."""
     from confluent_kafka import Producer
 
-    producer = Producer(
-        ProducerConfig.from_settings(Settings(kafka_bootstrap_servers=bootstrap)).as_librdkafka()
-    )
+    producer = Producer(_producer_conf(bootstrap))
     started = time.perf_counter()
     for n in range(count):
         key, value, headers = envelope(prefix, n)
@@ -82,29 +81,29 @@ def prefill(bootstrap: str, topic: str, count: int, prefix: str) -> float:
 def acked_one_by_one(bootstrap: str, topic: str, seconds: float, prefix: str, producers: int = 4) -> int:
     """Records written one at a time, each waited for, from `producers` clients at once for
     `seconds`: small produce requests, as webhooks make them; returns how many were written."""
-    import threading
-
     from confluent_kafka import Producer
 
-    conf = ProducerConfig.from_settings(Settings(kafka_bootstrap_servers=bootstrap)).as_librdkafka()
+    conf = _producer_conf(bootstrap)
     deadline = time.monotonic() + seconds
-    written = [0] * producers
 
-    def write(index: int) -> None:
+    def write(index: int) -> int:
         producer = Producer(conf)
+        written = 0
         while time.monotonic() < deadline:
-            key, value, headers = envelope(f"{prefix}-{index}", written[index])
+            key, value, headers = envelope(f"{prefix}-{index}", written)
             producer.produce(topic, value, key, headers=headers)
             if producer.flush(30):
                 raise RuntimeError(f"warming {topic}: a record was not acknowledged within 30s")
-            written[index] += 1
+            written += 1
+        return written
 
-    threads = [threading.Thread(target=write, args=(index,)) for index in range(producers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(written)
+    with ThreadPoolExecutor(producers) as pool:  # a client's failure is raised here, not lost
+        return sum(pool.map(write, range(producers)))
+
+
+def _producer_conf(bootstrap: str) -> KafkaConf:
+    """Hookstream's own producer settings, against the bench broker."""
+    return ProducerConfig.from_settings(Settings(kafka_bootstrap_servers=bootstrap)).as_librdkafka()
 
 
 def raw_loop(bootstrap: str, topic: str, count: int, decode: bool = False) -> LoopRate:

@@ -122,38 +122,38 @@ class SqliteStore:
             self._sweep(db, now)
         return added
 
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[sqlite3.Connection]:
+        """A session whose statements commit together, or not at all."""
+        with self._session(operation) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
     def add_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str] | None = None) -> list[bool]:
         if not keys:
             return []
         now = time.time()
         expires_at = now + ttl_s
-        with self._session("add_many") as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                added = [
-                    db.execute(_ADD, (key, value, expires_at, now)).rowcount == 1
-                    for key, value in zip(keys, values or ["1"] * len(keys), strict=True)
-                ]
-                self._sweep(db, now)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._transaction("add_many") as db:
+            added = [
+                db.execute(_ADD, (key, value, expires_at, now)).rowcount == 1
+                for key, value in zip(keys, values or ["1"] * len(keys), strict=True)
+            ]
+            self._sweep(db, now)
         return added
 
     def put_many(self, keys: Sequence[str], value: str, ttl_s: float) -> None:
         if not keys:
             return
         now = time.time()
-        with self._session("put_many") as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(_PUT, [(key, value, now + ttl_s) for key in keys])
-                self._sweep(db, now)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._transaction("put_many") as db:
+            db.executemany(_PUT, [(key, value, now + ttl_s) for key in keys])
+            self._sweep(db, now)
 
     def get(self, key: str) -> str | None:
         with self._session("get") as db:
