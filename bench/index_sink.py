@@ -39,7 +39,7 @@ from opensearchpy import helpers
 from consumers.handler import Record
 from consumers.index.events import FileEvent, file_event
 from consumers.index.opensearch import OpenSearchIndex, client, doc_id, document, version
-from consumers.index.sqlite import UPSERT, Row, connect, row
+from consumers.index.sqlite import COLUMNS, ON_CONFLICT, Row, connect, row
 from consumers.indexer import Indexer
 from hookstream.settings import Settings
 from schemas import codec
@@ -142,10 +142,15 @@ def _plain_bulk(url: str, index: str, actions: list[dict[str, object]], batch: i
         helpers.bulk(plain, actions, index=index, chunk_size=batch, max_chunk_bytes=1 << 30)
 
 
+# The same upsert as the indexer's, one row per execution.
+_PLACEHOLDERS = ", ".join("?" * len(COLUMNS.split(",")))
+_UPSERT_ONE = f"INSERT INTO files ({COLUMNS}) VALUES ({_PLACEHOLDERS})" + ON_CONFLICT
+
+
 def _plain_executemany(db: sqlite3.Connection, rows: list[list[Row]]) -> None:
     for chunk in rows:
         db.execute("BEGIN IMMEDIATE")
-        db.executemany(UPSERT, chunk)
+        db.executemany(_UPSERT_ONE, chunk)
         db.execute("COMMIT")
 
 

@@ -66,6 +66,26 @@ def test_fields_a_newer_event_lacks_keep_their_values(store: Backend) -> None:
     assert (hit.name, hit.path, hit.size, hit.last_event_id) == ("kept.pdf", "/docs/kept.pdf", 100, "touch")
 
 
+def test_every_value_is_stored_as_it_came(store: Backend) -> None:
+    """Whatever carries the batch to the index (SQLite binds it as one JSON array), text, the
+    largest size and absent fields come back unchanged."""
+    name = 'Ünïcode 文件 "quoted" back\\slash 😀.pdf'
+    store.index.write(
+        [
+            event("o1", 100, name=name, size=(1 << 63) - 1),
+            event("o2", 100, name="zero.pdf", size=0, path=None),
+            event("o3", 100, name="nosize.pdf", size=None),
+        ]
+    )
+    store.settle()
+    found = {h.object_id: (h.name, h.path, h.size) for h in store.index.search("pdf", limit=10)}
+    assert found == {
+        "o1": (name, f"/docs/{name}", (1 << 63) - 1),
+        "o2": ("zero.pdf", None, 0),
+        "o3": ("nosize.pdf", "/docs/nosize.pdf", None),
+    }
+
+
 def test_every_word_of_a_name_matches_as_a_prefix(store: Backend) -> None:
     store.index.write(
         [event("o1", 1, name="report_2024-final.pdf", path="/Équipe/Q1 plans/report_2024-final.pdf")]
