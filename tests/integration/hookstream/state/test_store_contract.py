@@ -92,6 +92,15 @@ def test_add_many_stores_the_values_given(store: StateStore, state_settings: Set
     assert [store.get(key) for key in keys] == ["a", "earlier", "c"]
 
 
+def test_add_many_adds_a_repeated_key_once_with_its_first_value(
+    store: StateStore, state_settings: Settings
+) -> None:
+    """Two copies of one event in one batch: the first is the one added, with its value."""
+    a, b = _key(state_settings, "dup-a"), _key(state_settings, "dup-b")
+    assert store.add_many([a, b, a, a], 60, ["first", "b", "second", "third"]) == [True, True, False, False]
+    assert (store.get(a), store.get(b)) == ("first", "b")
+
+
 def test_add_many_sets_a_ttl(store: StateStore, state_settings: Settings) -> None:
     keys = [_key(state_settings, f"short{i}") for i in range(3)]
     store.add_many(keys, 0.2)
