@@ -39,6 +39,12 @@ class StateStore(Protocol):
         """`add` for each key (with its value in `values`, else "1"), in one round trip; one bool
         per key, in order."""
 
+    def claim_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str]) -> list[str]:
+        """`add` for each key with its value, in one round trip; then the value each key holds,
+        in order: its own value when this call (or an earlier one) set it, the owner's when
+        another did. A caller that writes a value only it can write (a Kafka position) learns
+        whether a key is its own, even when the call that set it raised after taking effect."""
+
     def put_many(self, keys: Sequence[str], value: str, ttl_s: float) -> None:
         """`put` of one value to each key, in one round trip (one transaction in SQLite)."""
 

@@ -1,7 +1,7 @@
 """The shared state store: Redis (or Valkey), for every instance and member of a deployment.
 
 Each operation is one command (`SET NX PX`, `GET`, `SET PX`, `DEL`) or one Lua script
-(`add_many`, compare-and-delete), so each is atomic on the server. Socket
+(`add_many`, `claim_many`, compare-and-delete), so each is atomic on the server. Socket
 timeouts bound every call; a stale connection (Redis restarted) is retried once at once, a
 timeout is not (the caller's deadline matters more than this one answer).
 """
@@ -34,6 +34,16 @@ end
 return added
 """
 
+# _ADD_MANY, answering each key's value afterwards.
+_CLAIM_MANY = """
+local held = {}
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1])
+  held[i] = redis.call('GET', key)
+end
+return held
+"""
+
 
 def _ms(ttl_s: float) -> int:
     return max(1, round(ttl_s * 1000))
@@ -60,6 +70,7 @@ class RedisStore:
         self._client: redis.Redis | None = None
         self._compare_and_delete: redis.commands.core.Script | None = None
         self._add_many: redis.commands.core.Script | None = None
+        self._claim_many: redis.commands.core.Script | None = None
 
     def _redis(self) -> redis.Redis:
         client = self._client
@@ -80,6 +91,7 @@ class RedisStore:
                 )
                 self._compare_and_delete = self._client.register_script(_COMPARE_AND_DELETE)
                 self._add_many = self._client.register_script(_ADD_MANY)
+                self._claim_many = self._client.register_script(_CLAIM_MANY)
             return self._client
 
     def _unavailable(self, exc: redis.RedisError) -> StateStoreUnavailable:
@@ -103,6 +115,19 @@ class RedisStore:
                 return [answer == 1 for answer in self._add_many(keys=list(keys), args=args)]
             except redis.RedisError as exc:
                 raise self._unavailable(exc) from exc
+
+    def claim_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str]) -> list[str]:
+        if not keys:
+            return []
+        with timed("redis", "claim_many"):
+            try:
+                self._redis()
+                assert self._claim_many is not None
+                held = self._claim_many(keys=list(keys), args=[_ms(ttl_s), *values])
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from exc
+        # Redis answers false for a key that expired in between (another copy's, never this call's).
+        return [value if isinstance(value, str) else "" for value in held]
 
     def get(self, key: str) -> str | None:
         with timed("redis", "get"):

@@ -38,14 +38,20 @@ _ADD = (
     " SET value = excluded.value, expires_at = excluded.expires_at WHERE state.expires_at <= ?"
 )
 # _ADD for every [key, value] pair of the JSON array bound to the second `?`, in the array's order,
-# in one statement: the rows' work runs inside SQLite, not one Python round trip per key. It
-# returns the keys it added. ("WHERE true" keeps SQLite from reading ON CONFLICT as a join's ON.)
+# in one statement: the rows' work runs inside SQLite, not one Python round trip per key. ("WHERE
+# true" keeps SQLite from reading ON CONFLICT as a join's ON.)
 _ADD_ALL = (
     "INSERT INTO state (key, value, expires_at)"
     " SELECT json_extract(item.value, '$[0]'), json_extract(item.value, '$[1]'), ?"
     " FROM json_each(?) AS item WHERE true ORDER BY item.key"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
-    " WHERE state.expires_at <= ? RETURNING key"
+    " WHERE state.expires_at <= ?"
+)
+# The value each key of the JSON array bound to `?` holds, as one JSON array in the same order: one
+# row, so a caller in another thread reacquires the GIL once, not once per key as for RETURNING.
+_HELD = (
+    "SELECT json_group_array(value) FROM (SELECT state.value FROM json_each(?) AS item"
+    " LEFT JOIN state ON state.key = item.value ORDER BY item.key)"
 )
 # An upsert, not INSERT OR REPLACE, which deletes the old row and its index entry first.
 _PUT = (
@@ -138,26 +144,14 @@ class SqliteStore:
             self._sweep(db, now)
         return added
 
-    @contextmanager
-    def _transaction(self, operation: str) -> Iterator[sqlite3.Connection]:
-        """A session whose statements commit together, or not at all."""
-        with self._session(operation) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
     def add_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str] | None = None) -> list[bool]:
         if not keys:
             return []
         now = time.time()
         expires_at = now + ttl_s
         pairs = json.dumps(list(zip(keys, values or ["1"] * len(keys), strict=True)))
-        with self._transaction("add_many") as db:
-            taken = {key for (key,) in db.execute(_ADD_ALL, (expires_at, pairs, now))}
+        with self._session("add_many") as db:  # one statement: atomic by itself
+            taken = {key for (key,) in db.execute(_ADD_ALL + " RETURNING key", (expires_at, pairs, now))}
             self._sweep(db, now)
         # A key twice in `keys` was added by its first occurrence only.
         added = []
@@ -166,11 +160,23 @@ class SqliteStore:
             taken.discard(key)
         return added
 
+    def claim_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str]) -> list[str]:
+        if not keys:
+            return []
+        now = time.time()
+        pairs = json.dumps(list(zip(keys, values, strict=True)))
+        with self._session("claim_many") as db:
+            db.execute(_ADD_ALL, (now + ttl_s, pairs, now))
+            (held,) = db.execute(_HELD, (json.dumps(list(keys)),)).fetchone()
+            self._sweep(db, now)
+        # None: the key's owner let it expire in between (another copy's, never this call's).
+        return ["" if value is None else str(value) for value in json.loads(held)]
+
     def put_many(self, keys: Sequence[str], value: str, ttl_s: float) -> None:
         if not keys:
             return
         now = time.time()
-        with self._transaction("put_many") as db:
+        with self._session("put_many") as db:
             db.execute(_PUT_ALL, (value, now + ttl_s, json.dumps(list(keys))))
             self._sweep(db, now)
 

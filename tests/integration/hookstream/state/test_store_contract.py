@@ -101,6 +101,17 @@ def test_add_many_adds_a_repeated_key_once_with_its_first_value(
     assert (store.get(a), store.get(b)) == ("first", "b")
 
 
+def test_claim_many_answers_the_value_each_key_holds(store: StateStore, state_settings: Settings) -> None:
+    """A key this call sets answers its own value; a key another holds answers the holder's; a key
+    twice in one call is set by its first occurrence."""
+    a, b, c = (_key(state_settings, f"claim-{n}") for n in "abc")
+    assert store.add(b, 60, "0:7")
+    assert store.claim_many([a, b, c, a], 60, ["1:1", "1:2", "1:3", "1:4"]) == ["1:1", "0:7", "1:3", "1:1"]
+    assert store.claim_many([a], 60, ["1:1"]) == ["1:1"]  # a redo of the same position: its own
+    assert store.claim_many([], 60, []) == []
+    assert (store.get(a), store.get(b), store.get(c)) == ("1:1", "0:7", "1:3")
+
+
 def test_add_many_sets_a_ttl(store: StateStore, state_settings: Settings) -> None:
     keys = [_key(state_settings, f"short{i}") for i in range(3)]
     store.add_many(keys, 0.2)
@@ -215,6 +226,7 @@ def test_an_unreachable_store_raises_state_store_unavailable(
     for call in (
         lambda: store.add("k", 1),
         lambda: store.add_many(["k"], 1),
+        lambda: store.claim_many(["k"], 1, ["v"]),
         lambda: store.get("k"),
         lambda: store.put("k", "v", 1),
         lambda: store.delete("k", only_if="v"),
