@@ -33,7 +33,7 @@ class Handler:
     """Base class of every group: override `handle`, and `flush`/`close` when effects are batched."""
 
     # True for a handler whose `pre_commit` may vouch for less than was processed: the runtime then
-    # commits synchronously whenever its durable offsets advance, before handling anything more.
+    # commits (asynchronously) whenever its durable offsets advance, so lag shows them at once.
     holds_records = False
 
     def handle(self, record: Record) -> None:
@@ -53,6 +53,12 @@ class Handler:
         A transient error is retried; a handler may also return less and try again next call."""
         self.flush()
         return processed
+
+    def must_commit_now(self) -> bool:
+        """Asked after `pre_commit`: True when the offsets it vouched for must be in Kafka before
+        anything more is handled, because the handler's next write is only safe on top of them.
+        The runtime then commits synchronously."""
+        return False
 
     def assigned(self, partitions: list[int]) -> None:
         """This member now owns `partitions` (too); state kept per partition may need a refresh."""

@@ -5,7 +5,8 @@
                   ─▶ per record: handler ──transient──▶ retry in place (retry.py, paused: pausing.py)
                                  poison / permanent / retries used up ──▶ DLQ (dead_letters.py)
                   ─▶ handler.pre_commit(processed) ─▶ store the offsets it vouches for (frontier.py)
-                  ─▶ auto-commit (batched; synchronous for a handler that holds records)
+                  ─▶ auto-commit (batched; at once for a handler that holds records, and
+                     synchronously when it says its next write depends on it)
 
 An offset is stored only once its record's effect is durable or its DLQ copy acknowledged.
 On revoke, and on SIGTERM/SIGINT after the current batch, the handler is asked once more and
@@ -272,8 +273,11 @@ class Member:
             self._consumer.store_offsets(
                 offsets=[TopicPartition(topic, partition, offset) for partition, offset in stored.items()]
             )
-            if self._handler.holds_records:
+            if self._handler.must_commit_now():
                 self._commit()
+            elif self._handler.holds_records:
+                # Not waited for: only a commit the handler's next write depends on is (above).
+                self._consumer.commit(asynchronous=True)
         for partition in self._frontier.processed:
             self.metrics.set_not_durable(topic, partition, self._frontier.not_durable(partition))
         # Metrics are added once per batch: a lock per record costs the hot loop.

@@ -5,6 +5,7 @@ import io
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ from consumers.archive.layout import object_key, parse_key
 from consumers.archive.local import LocalStorage
 from consumers.archive.storage import open_storage
 from consumers.archive.verify import verify
-from consumers.archiver import Archiver
+from consumers.archiver import MAX_UNCLAIMED_BATCHES, Archiver
+from consumers.errors import TransientError
 from consumers.handler import Record
 from hookstream.errors import ConfigError
 from hookstream.settings import Settings
+from hookstream.state import open_store
 from schemas.codec import CURRENT_VERSION, Envelope, schema_versions
 
 T0 = int(datetime(2026, 1, 1, 10, 0, tzinfo=UTC).timestamp() * 1000)
@@ -44,22 +47,38 @@ def _keys(settings: Settings) -> list[str]:
     return list(open_storage(settings).keys("events/"))
 
 
+def _finish_uploads(archiver: Archiver) -> None:
+    """Return once every upload started has finished (its thread runs them in order)."""
+    archiver._uploads.submit(lambda: None).result()
+
+
+def _poll(archiver: Archiver, processed: dict[int, int]) -> dict[int, int]:
+    """An idle poll of the runtime (no new records), once every upload started has finished."""
+    _finish_uploads(archiver)
+    archiver.start_batch([])
+    return archiver.pre_commit(processed)
+
+
 def _run(archiver: Archiver, records: list[Record]) -> dict[int, int]:
-    """Handle `records` as one batch, then ask what is durable (as the runtime does)."""
+    """Handle `records` as one batch, then poll twice with nothing new, as the runtime does: the
+    batch is archived at the first poll (its event_id check ran meanwhile), and what rolled is
+    uploaded then and seen stored at the second."""
     processed: dict[int, int] = {}
     archiver.start_batch(records)
     for record in records:
         archiver.handle(record)
         processed[record.partition] = record.offset + 1
-    return archiver.pre_commit(processed)
+    archiver.pre_commit(processed)
+    _poll(archiver, processed)
+    return _poll(archiver, processed)
 
 
 def _drain(archiver: Archiver, processed: dict[int, int]) -> None:
     """Upload everything held: objects older (on the clock) than a tiny max age are cut, one
     upload per partition per call."""
-    time.sleep(0.01)
     for _ in range(20):
-        if archiver.pre_commit(processed) == processed:
+        time.sleep(0.005)
+        if _poll(archiver, processed) == processed:
             return
     raise AssertionError("the archiver kept records")
 
@@ -90,14 +109,17 @@ def test_offsets_are_vouched_for_only_up_to_the_first_record_not_uploaded(tmp_pa
     archiver.close()
 
 
-def test_each_pre_commit_uploads_at_most_one_object_per_partition(tmp_path: Path) -> None:
+def test_a_partition_uploads_one_object_at_a_time_in_order(tmp_path: Path) -> None:
     settings = _settings(tmp_path, archive_max_bytes=1024, archive_max_age_s=3600)
     archiver = Archiver(settings)
     _run(archiver, [_record(2, offset) for offset in range(200)])  # several objects rolled at once
-    assert len(_keys(settings)) == 1
-    before = len(_keys(settings))
-    archiver.pre_commit({2: 200})
-    assert len(_keys(settings)) == before + 1
+    stored = [len(_keys(settings))]
+    for _ in range(16):
+        _poll(archiver, {2: 200})
+        _finish_uploads(archiver)
+        stored.append(len(_keys(settings)))
+    assert stored[0] == 1 and stored[-1] >= 4
+    assert all(later - earlier <= 1 for earlier, later in pairwise(stored))
     archiver.close()
 
 
@@ -112,8 +134,10 @@ def test_roll_points_depend_on_the_records_only(tmp_path: Path) -> None:
         archiver = Archiver(settings)
         for record in records:
             _run(archiver, [record])
-        for _ in range(10):
-            durable = archiver.pre_commit({0: 40})
+        for _ in range(12):
+            durable = _poll(archiver, {0: 40})
+            # A redo from any earlier object rebuilds the later ones: no commit need be waited for.
+            assert not archiver.must_commit_now()
         assert durable == {0: 35}  # the object still open began with the hour
         storage = open_storage(settings)
         objects.append({key: storage.get(key) for key in storage.keys("events/")})
@@ -129,8 +153,12 @@ def test_a_quiet_partition_is_cut_when_its_object_is_old_on_the_clock(tmp_path: 
     archiver = Archiver(settings)
     assert _run(archiver, [_record(3, 7)]) == {3: 7}
     time.sleep(0.15)
-    assert archiver.pre_commit({3: 8}) == {3: 8}
+    assert _poll(archiver, {3: 8}) == {3: 7}  # cut, and uploading
+    assert _poll(archiver, {3: 8}) == {3: 8}
     assert _keys(settings) == [object_key("events", 3, 7, T0)]
+    # A redo may not cut there: its offsets must be in Kafka before the partition's next upload.
+    assert archiver.must_commit_now()
+    assert _run(archiver, [_record(3, 8)]) == {3: 8} and not archiver.must_commit_now()
     archiver.close()
 
 
@@ -144,11 +172,33 @@ def test_a_second_copy_is_dropped_but_a_redo_of_the_archived_copy_is_not(tmp_pat
     archiver.close()
     redo = Archiver(settings)  # offsets were not committed: Kafka delivers both again
     for record in (first, copy):
-        redo.handle(record)  # without start_batch, each record is claimed on its own
+        redo.handle(record)  # without start_batch: claimed when pre_commit archives them
     _drain(redo, {0: 2})
     redo.close()
     report = verify(open_storage(settings), "events")
     assert report.partitions[0].records == 1 and report.ok
+
+
+def test_while_the_store_is_unreachable_batches_wait_then_are_archived_once(tmp_path: Path) -> None:
+    """No record is archived without its event_id check: its batch waits, offsets held back, and
+    the member stops taking records once too many wait; once the store answers, all go in once."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")  # the store's directory cannot be created while this is a file
+    settings = _settings(tmp_path, archive_max_age_s=0.001)
+    archiver = Archiver(settings, store=open_store(replace(settings, data_dir=blocker / "data"), 0.5))
+    offsets = iter(range(100))
+    with pytest.raises(TransientError, match="wait for their event_id check"):
+        for _ in range(MAX_UNCLAIMED_BATCHES + 1):
+            batch = [_record(0, next(offsets)) for _ in range(3)]
+            assert _run(archiver, batch) == {0: 0}
+    assert _keys(settings) == []
+    blocker.unlink()
+    blocker.mkdir()
+    processed = next(offsets)
+    _drain(archiver, {0: processed})
+    archiver.close()
+    report = verify(open_storage(settings), "events")
+    assert report.ok and report.partitions[0].records == processed
 
 
 def test_revoked_partitions_are_abandoned(tmp_path: Path) -> None:
