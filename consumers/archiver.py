@@ -1,13 +1,18 @@
 """The archiver group: every event in Avro objects, each Kafka record in exactly one object.
 
 Records stay in memory, one open object per partition, until the object rolls (see
-`RollPolicy`); `pre_commit` then uploads it and vouches only for the offsets before the first
-record still held, so the runtime never commits a record that is not stored. An object's key is
-its first record's position, and its roll points read only the records, so whoever redoes the
-work after a crash or a rebalance, from any committed offset, rebuilds the same objects under
-the same keys and replaces them, never adding one beside them. The one cut by the clock (an idle
-partition) is committed before the partition's next upload, since a redo may not cut there.
-See docs/consumers.md for the roll points chosen.
+`RollPolicy`); the object is then uploaded, and `pre_commit` vouches only for the offsets before
+the first record still held, so the runtime never commits a record that is not stored. An
+object's key is its first record's position, and a partition's next object is uploaded only once
+Kafka has confirmed the commit of everything before it: whoever redoes the work after a crash or
+a rebalance resumes at the key of the one object that may be stored but not committed, and
+replaces it, never adding one beside it (even where the redo rolls elsewhere, as a cut by the
+clock may). See docs/consumers.md for the roll points chosen.
+
+Two kinds of work run beside the member's own thread, so that a batch costs it little more than
+decoding: the event_id checks (`claim_many` in the state store: SQLite runs the statement without
+the GIL, Redis is a socket wait) and the uploads (deflate, then the PUT). A batch's records join
+their objects at the `pre_commit` after their own, when their check has had a batch to finish.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import fastavro
@@ -34,11 +39,13 @@ log = logging.getLogger("hookstream.consumers")
 
 # Fast.io retries a delivery for up to 24 h: a second copy of an event arrives within that horizon.
 EVENT_ID_WINDOW_S = 26 * 3600
-# Rolled objects a partition may hold while the store is unreachable before the member stops
-# taking records (memory is the limit: each is up to HOOKSTREAM_ARCHIVE_MAX_BYTES).
+# Rolled objects a partition may hold while uploads fail before the member stops taking records
+# (memory is the limit: each is up to HOOKSTREAM_ARCHIVE_MAX_BYTES).
 MAX_WAITING_PER_PARTITION = 4
 # Batches whose event_id check failed a member may hold before it stops taking records.
-MAX_UNCLAIMED_BATCHES = 8
+MAX_UNCHECKED_BATCHES = 8
+
+Position = tuple[int, int]  # partition, offset
 
 
 def _escaped(part: str) -> str:
@@ -46,13 +53,13 @@ def _escaped(part: str) -> str:
     return part.replace("%", "%25").replace(":", "%3A") if ("%" in part or ":" in part) else part
 
 
-class _Handed:
-    """The records one batch handed over, and the claim of their event_ids, running meanwhile."""
+class _PendingBatch:
+    """The records one batch handed over, and the check of their event_ids, running meanwhile."""
 
-    def __init__(self, claim: Future[dict[tuple[int, int], bool]] | None) -> None:
-        self.claim = claim
+    def __init__(self, check: Future[dict[Position, bool]] | None) -> None:
+        self.check = check  # None: not started, or failed (made again when the batch is archived)
         self.records: list[Record] = []
-        self.waited_a_batch = False  # a pre_commit ran since: settle it at the next one
+        self.polled_since = False  # a pre_commit ran since it was handed over: archive it at the next
 
 
 class Archiver(Handler):
@@ -72,30 +79,29 @@ class Archiver(Handler):
         self._rolled: dict[int, deque[OpenObject]] = {}
         # Every claim's key is this prefix and the event_id (state_key's form, built once).
         self._key_prefix = state_key(self._topic, "archived", "", group=self._group)
-        # An object cut by the clock was uploaded in this pre_commit: see must_commit_now.
-        self._clock_cut_uploaded = False
-        # Batches handed over and not archived yet, oldest first. Their claims run in a thread of
-        # their own while the member decodes the next batch: SQLite runs a statement without the
-        # GIL (and Redis is a socket wait), so the check costs the member's thread almost nothing.
-        self._handed: deque[_Handed] = deque()
-        self._claims = ThreadPoolExecutor(1, thread_name_prefix="archive-claims")
-        # Each partition's oldest rolled object being deflated and uploaded, in a thread of its own.
+        self._pending: deque[_PendingBatch] = deque()  # handed over, not archived yet; oldest first
+        self._checks = ThreadPoolExecutor(1, thread_name_prefix="archive-checks")
         self._uploads = ThreadPoolExecutor(1, thread_name_prefix="archive-uploads")
-        self._in_flight: dict[int, Future[None]] = {}
+        self._in_flight: dict[int, Future[None]] = {}  # partition -> the upload of its oldest object
+        self._failing: set[int] = set()  # partitions whose last upload failed
+        # Per partition, the offset Kafka confirmed committed (or where this member started).
+        self._committed: dict[int, int] = {}
         for result in ("ok", "failed"):  # both series from the start: rate() sees the first failure
             ARCHIVE_UPLOADS.labels(result)
 
-    # -- records in ----------------------------------------------------------------------------
+    # -- records in: queued, their event_ids checked in the background ----------------------------
 
     def start_batch(self, records: list[Record]) -> None:
-        self._handed.append(_Handed(self._claims.submit(self._claim, records) if records else None))
+        self._pending.append(_PendingBatch(self._checks.submit(self._check, records) if records else None))
 
     def handle(self, record: Record) -> None:
-        if not self._handed:  # handed over without start_batch (a test, the bench): claimed later
-            self._handed.append(_Handed(None))
-        self._handed[-1].records.append(record)
+        """Queue the record: it joins its object once its event_id is checked (see pre_commit)."""
+        if not self._pending:  # handed over without start_batch (a test): checked when archived
+            self._pending.append(_PendingBatch(None))
+        self._pending[-1].records.append(record)
+        self._committed.setdefault(record.partition, record.offset)  # consumption starts there
 
-    def _claim(self, records: list[Record]) -> dict[tuple[int, int], bool]:
+    def _check(self, records: list[Record]) -> dict[Position, bool]:
         """Whether each record is the first Kafka copy of its event (False for a second copy of an
         archived event). The store keeps the position of the copy archived, so a redo of that
         very record (after a crash or a rebalance) is archived again, as it must be."""
@@ -107,16 +113,21 @@ class Archiver(Handler):
             raise TransientError(str(exc)) from exc
         return {(r.partition, r.offset): h == p for r, h, p in zip(records, held, positions, strict=True)}
 
-    def _settle(self) -> None:
-        """Archive the records of every batch whose claim had a whole batch to run in; those handed
-        over since the last call wait for the next. A claim that failed (the store unreachable)
-        is made again here; while it fails, its batch and every later one wait, offsets held."""
-        while self._handed and self._handed[0].waited_a_batch:
-            batch = self._handed[0]
+    def _archive_checked(self) -> None:
+        """Add to their objects the records of every batch handed over before the last call; those
+        handed over since wait for the next. While a check fails (the store unreachable), its batch
+        and every later one wait, their offsets held back; it is made again on every call."""
+        while self._pending and self._pending[0].polled_since:
+            batch = self._pending[0]
             try:
-                first = batch.claim.result() if batch.claim is not None else self._claim(batch.records)
-            except TransientError as exc:
-                batch.claim = None
+                first = batch.check.result() if batch.check is not None else {}
+                missing = [r for r in batch.records if (r.partition, r.offset) not in first]
+                if missing:  # not handed to start_batch, or its check failed: check them now
+                    first = {**first, **self._check(missing)}
+            except Exception as exc:
+                batch.check = None
+                if not is_transient(exc):
+                    raise
                 log.warning(
                     "event_id check failed, will retry",
                     extra={"fields": {"group": self._group, "store": self._store.name, "error": str(exc)}},
@@ -125,9 +136,9 @@ class Archiver(Handler):
             for record in batch.records:
                 if first[(record.partition, record.offset)]:
                     self._add(record)
-            self._handed.popleft()
-        for batch in self._handed:
-            batch.waited_a_batch = True
+            self._pending.popleft()
+        for batch in self._pending:
+            batch.polled_since = True
 
     def _add(self, record: Record) -> None:
         partition = record.partition
@@ -148,52 +159,59 @@ class Archiver(Handler):
     # -- what is durable -----------------------------------------------------------------------
 
     def pre_commit(self, processed: dict[int, int]) -> dict[int, int]:
+        self._archive_checked()
         # An object open longer than the age limit on the clock (a quiet partition) is cut here.
-        # Unlike a roll, a redo may cut elsewhere; that is safe because its offsets are committed
-        # before the partition's next upload (must_commit_now), so a redo starts at its key.
-        self._clock_cut_uploaded = False
-        self._settle()
+        # Unlike a roll, a redo may cut elsewhere; that is safe because it is the only object of
+        # its partition stored and not committed (see _start_uploads), so a redo starts at its key.
         now = time.monotonic()
         for partition in [p for p, o in self._open.items() if now - o.opened >= self._idle_s]:
-            self._open[partition].cut_by_clock = True
             self._roll(partition)
-        finished = self._collect_uploads()
-        for partition in self._rolled:
-            # One upload per partition at a time, and none started in the call that saw the last one
-            # finish: the runtime stores (and, after a cut by the clock, commits) its offsets first.
-            if partition not in self._in_flight and partition not in finished:
-                self._in_flight[partition] = self._uploads.submit(self._upload, self._rolled[partition][0])
-        outcomes = finished.values()
-        if False in outcomes and True not in outcomes and self._backlog() >= MAX_WAITING_PER_PARTITION:
+        self._collect_uploads()
+        self._start_uploads()
+        if self._failing and self._backlog() >= MAX_WAITING_PER_PARTITION:
             # The store is down and memory fills up: stop taking records (the runtime retries this
             # call with backoff, then stops the member, whose successor redoes the work).
             raise TransientError(f"{self._backlog()} archive objects of one partition wait for upload")
-        if len(self._handed) > MAX_UNCLAIMED_BATCHES:
+        if len(self._pending) > MAX_UNCHECKED_BATCHES:
             # The same while the state store is down.
-            raise TransientError(f"{len(self._handed)} batches wait for their event_id check")
-        unsettled: dict[int, int] = {}  # partition -> its first record still in self._handed
-        for batch in self._handed:
+            raise TransientError(f"{len(self._pending)} batches wait for their event_id check")
+        unchecked: dict[int, int] = {}  # partition -> its first record not in an object yet
+        for batch in self._pending:
             for record in batch.records:
-                unsettled.setdefault(record.partition, record.offset)
+                unchecked.setdefault(record.partition, record.offset)
         durable: dict[int, int] = {}
         for partition, next_offset in processed.items():
             waiting = self._rolled.get(partition)
             held = waiting[0] if waiting else self._open.get(partition)
-            durable[partition] = unsettled.get(partition, next_offset) if held is None else held.first_offset
+            durable[partition] = unchecked.get(partition, next_offset) if held is None else held.first_offset
         return durable
+
+    def committed(self, offsets: dict[int, int]) -> None:
+        for partition, offset in offsets.items():
+            if offset > self._committed.get(partition, -1):
+                self._committed[partition] = offset
 
     def _backlog(self) -> int:
         return max((len(waiting) for waiting in self._rolled.values()), default=0)
+
+    def _start_uploads(self) -> None:
+        """Upload each partition's oldest rolled object, one per partition at a time, and only once
+        Kafka confirmed the commit of every record before it: at most one object per partition is
+        ever stored and not committed (the commit barrier that makes a redo land on its key)."""
+        for partition, waiting in self._rolled.items():
+            obj = waiting[0]
+            if partition in self._in_flight or self._committed.get(partition, -1) < obj.first_offset:
+                continue
+            self._in_flight[partition] = self._uploads.submit(self._upload, obj)
 
     def _upload(self, obj: OpenObject) -> None:
         """In the upload thread: deflate and the PUT run beside the member's own work."""
         self._storage.put(obj.key, obj.encode(self._schema))
 
-    def _collect_uploads(self) -> dict[int, bool]:
-        """Uploads finished since the last call, per partition: True when the object is stored (it
-        leaves the partition's queue, its offsets become durable), False when it is kept to try
-        again. An error that is not transient (a bug, a refused bucket) is raised here."""
-        finished: dict[int, bool] = {}
+    def _collect_uploads(self) -> None:
+        """Take the uploads finished since the last call: a stored object leaves its partition's
+        queue (its offsets become durable); a failed one stays, to be tried again. An error that
+        is not transient (a bug, a refused bucket) is raised here."""
         for partition, upload in list(self._in_flight.items()):
             if not upload.done():
                 continue
@@ -204,43 +222,42 @@ class Archiver(Handler):
                 if not is_transient(error):
                     raise error
                 ARCHIVE_UPLOADS.labels("failed").inc()
-                # Kept, and tried again on the next call: the partition's offsets stay where they are.
+                self._failing.add(partition)
                 log.warning(
                     "archive upload failed, will retry",
                     extra={"fields": {"key": waiting[0].key, "to": self._storage.name, "error": str(error)}},
                 )
-                finished[partition] = False
                 continue
             ARCHIVE_UPLOADS.labels("ok").inc()
-            self._clock_cut_uploaded |= waiting.popleft().cut_by_clock
+            self._failing.discard(partition)
+            waiting.popleft()
             if not waiting:
                 del self._rolled[partition]
-            finished[partition] = True
-        return finished
-
-    def must_commit_now(self) -> bool:
-        return self._clock_cut_uploaded
 
     def revoked(self, partitions: list[int]) -> None:
         # What was not uploaded is abandoned: the new owner resumes at the committed offset,
         # which is the first offset of the oldest object dropped here, and writes the same key.
         for partition in partitions:
             upload = self._in_flight.pop(partition, None)
-            if upload is not None:
-                # Finished (or failed) before the partition is handed over: a late PUT could
-                # replace the object its new owner wrote at the same key with a shorter one.
-                wait([upload])
+            if upload is not None and not upload.cancel():
+                # Running: let it finish before the partition is handed over, so that no PUT of
+                # this member lands after its new owner has written the same key.
+                upload.exception()
             self._open.pop(partition, None)
             self._rolled.pop(partition, None)
+            self._failing.discard(partition)
+            self._committed.pop(partition, None)
         gone = set(partitions)
-        for batch in self._handed:
+        for batch in self._pending:
             batch.records = [r for r in batch.records if r.partition not in gone]
 
     def close(self) -> None:
-        self._claims.shutdown(cancel_futures=True)  # waits for a claim running, within its deadline
-        self._uploads.shutdown()  # waits for an upload running: never a PUT after the member is gone
+        # Queued work is dropped; a check or an upload running is waited for (within its client's
+        # timeout), so no PUT of this member lands after it is gone.
+        self._checks.shutdown(cancel_futures=True)
+        self._uploads.shutdown(cancel_futures=True)
+        self._pending.clear()
         self._in_flight.clear()
-        self._handed.clear()
         self._open.clear()
         self._rolled.clear()
         self._store.close()

@@ -33,7 +33,7 @@ class Handler:
     """Base class of every group: override `handle`, and `flush`/`close` when effects are batched."""
 
     # True for a handler whose `pre_commit` may vouch for less than was processed: the runtime then
-    # commits (asynchronously) whenever its durable offsets advance, so lag shows them at once.
+    # commits (asynchronously) whenever its durable offsets advance, and tells it (`committed`).
     holds_records = False
 
     def handle(self, record: Record) -> None:
@@ -54,11 +54,9 @@ class Handler:
         self.flush()
         return processed
 
-    def must_commit_now(self) -> bool:
-        """Asked after `pre_commit`: True when the offsets it vouched for must be in Kafka before
-        anything more is handled, because the handler's next write is only safe on top of them.
-        The runtime then commits synchronously."""
-        return False
+    def committed(self, offsets: dict[int, int]) -> None:
+        """Kafka confirmed these committed offsets (partition -> next offset): for a handler whose
+        next write is only safe once what came before it is committed (the archiver)."""
 
     def assigned(self, partitions: list[int]) -> None:
         """This member now owns `partitions` (too); state kept per partition may need a refresh."""

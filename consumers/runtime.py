@@ -5,8 +5,8 @@
                   ─▶ per record: handler ──transient──▶ retry in place (retry.py, paused: pausing.py)
                                  poison / permanent / retries used up ──▶ DLQ (dead_letters.py)
                   ─▶ handler.pre_commit(processed) ─▶ store the offsets it vouches for (frontier.py)
-                  ─▶ auto-commit (batched; at once for a handler that holds records, and
-                     synchronously when it says its next write depends on it)
+                  ─▶ auto-commit (batched; at once, asynchronously, for a handler that holds
+                     records, which hears of each confirmed commit: handler.committed)
 
 An offset is stored only once its record's effect is durable or its DLQ copy acknowledged.
 On revoke, and on SIGTERM/SIGINT after the current batch, the handler is asked once more and
@@ -273,10 +273,9 @@ class Member:
             self._consumer.store_offsets(
                 offsets=[TopicPartition(topic, partition, offset) for partition, offset in stored.items()]
             )
-            if self._handler.must_commit_now():
-                self._commit()
-            elif self._handler.holds_records:
-                # Not waited for: only a commit the handler's next write depends on is (above).
+            if self._handler.holds_records:
+                # Not waited for: Kafka's confirmation reaches the handler (`committed`) through
+                # the commit callback, which the next consume serves.
                 self._consumer.commit(asynchronous=True)
         for partition in self._frontier.processed:
             self.metrics.set_not_durable(topic, partition, self._frontier.not_durable(partition))
@@ -356,6 +355,13 @@ class Member:
             self.metrics.forget_partition(tp.topic, tp.partition)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        confirmed = {
+            tp.partition: tp.offset
+            for tp in partitions
+            if tp.topic == self.settings.topic and tp.error is None and tp.offset >= 0
+        }
+        if confirmed:
+            self._handler.committed(confirmed)
         if error is None:
             self.metrics.last_commit.set_to_current_time()
         elif error.code() != KafkaError._NO_OFFSET:

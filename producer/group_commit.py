@@ -2,7 +2,7 @@
 
 Group commit, as a database makes its log writes: a request queues its claim and waits; one
 writer per worker process takes everything queued and makes it in two store calls (the acks
-with `put_many`, then the claims with `add_many`), each one transaction in SQLite and one round
+with `put_many`, then the claims with `add_many`), each one statement in SQLite and one round
 trip to Redis, then wakes each waiting request with its answer. Under load a batch holds the
 claims of every request that reached the store while the previous batch was being made, so
 the store's cost per webhook falls as the rate rises, where two calls per webhook made it rise.

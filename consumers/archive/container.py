@@ -62,7 +62,6 @@ class OpenObject:
         self.first_timestamp_ms = first.timestamp_ms
         self.last_offset = first.offset
         self.opened = time.monotonic()  # only to cut an idle object early (see the archiver)
-        self.cut_by_clock = False  # closed that way, at a point a redo may not reproduce
         self.size = 0  # encoded record bytes, before compression: the size rule reads this
         self._datums: list[bytes] = []
 

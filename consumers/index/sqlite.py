@@ -121,7 +121,9 @@ class SqliteIndex(FileIndex):
         self._db = connect(path)
 
     def write(self, events: Iterable[FileEvent]) -> dict[int, PermanentError]:
-        rows = json.dumps([row(e) for e in events])  # ASCII: a lone surrogate stays an escape
+        # A lone surrogate (JSON allows "\ud800") would reach SQLite as invalid UTF-8 that every
+        # later search of its row fails to read: it becomes "?", as executemany could not bind it.
+        rows = json.dumps([row(e) for e in events], ensure_ascii=False).encode(errors="replace").decode()
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:

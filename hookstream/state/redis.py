@@ -81,7 +81,7 @@ class RedisStore:
                 options: dict[str, object] = {}
                 if self._password:  # a password in the URL wins; else the secret's
                     options["password"] = self._password
-                self._client = redis.Redis.from_url(
+                client = redis.Redis.from_url(
                     self._url,
                     socket_timeout=self._timeout_s,
                     socket_connect_timeout=self._timeout_s,
@@ -89,9 +89,10 @@ class RedisStore:
                     decode_responses=True,
                     **options,  # type: ignore[arg-type]
                 )
-                self._compare_and_delete = self._client.register_script(_COMPARE_AND_DELETE)
-                self._add_many = self._client.register_script(_ADD_MANY)
-                self._claim_many = self._client.register_script(_CLAIM_MANY)
+                self._compare_and_delete = client.register_script(_COMPARE_AND_DELETE)
+                self._add_many = client.register_script(_ADD_MANY)
+                self._claim_many = client.register_script(_CLAIM_MANY)
+                self._client = client  # last: another thread that sees it finds the scripts too
             return self._client
 
     def _unavailable(self, exc: redis.RedisError) -> StateStoreUnavailable:

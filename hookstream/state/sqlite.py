@@ -1,7 +1,8 @@
 """The embedded state store: one SQLite file shared by every process on the host.
 
-WAL lets readers run beside the one writer; each operation is one statement (or one
-transaction for `add_many`), so it is atomic across processes. `synchronous=NORMAL`: a write
+WAL lets readers run beside the one writer; each operation is one statement (the batched ones
+over a JSON array, unpacked by `json_each`; `claim_many` is one transaction of two), so it is
+atomic across processes. `synchronous=NORMAL`: a write
 survives the process dying (kill -9), not the machine losing power, where the worst case is one
 repeated effect. Expired rows read as absent at once and are deleted in bounded sweeps.
 """
@@ -47,11 +48,11 @@ _ADD_ALL = (
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
     " WHERE state.expires_at <= ?"
 )
-# The value each key of the JSON array bound to `?` holds, as one JSON array in the same order: one
-# row, so a caller in another thread reacquires the GIL once, not once per key as for RETURNING.
+# The [key, value] of each key of the JSON array bound to `?`, as one JSON array: one row, so a
+# caller in another thread takes the GIL back once, not once per key as for RETURNING.
 _HELD = (
-    "SELECT json_group_array(value) FROM (SELECT state.value FROM json_each(?) AS item"
-    " LEFT JOIN state ON state.key = item.value ORDER BY item.key)"
+    "SELECT json_group_array(json_array(item.value, state.value)) FROM json_each(?) AS item"
+    " LEFT JOIN state ON state.key = item.value"
 )
 # An upsert, not INSERT OR REPLACE, which deletes the old row and its index entry first.
 _PUT = (
@@ -166,11 +167,17 @@ class SqliteStore:
         now = time.time()
         pairs = json.dumps(list(zip(keys, values, strict=True)))
         with self._session("claim_many") as db:
-            db.execute(_ADD_ALL, (now + ttl_s, pairs, now))
-            (held,) = db.execute(_HELD, (json.dumps(list(keys)),)).fetchone()
+            db.execute("BEGIN IMMEDIATE")  # no other writer between the add and the read
+            try:
+                db.execute(_ADD_ALL, (now + ttl_s, pairs, now))
+                (held,) = db.execute(_HELD, (json.dumps(list(keys)),)).fetchone()
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
             self._sweep(db, now)
-        # None: the key's owner let it expire in between (another copy's, never this call's).
-        return ["" if value is None else str(value) for value in json.loads(held)]
+        values_now = {key: value for key, value in json.loads(held)}
+        return [str(values_now[key] or "") for key in keys]  # every key is held after the add
 
     def put_many(self, keys: Sequence[str], value: str, ttl_s: float) -> None:
         if not keys:

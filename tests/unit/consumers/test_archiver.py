@@ -16,7 +16,7 @@ from consumers.archive.layout import object_key, parse_key
 from consumers.archive.local import LocalStorage
 from consumers.archive.storage import open_storage
 from consumers.archive.verify import verify
-from consumers.archiver import MAX_UNCLAIMED_BATCHES, Archiver
+from consumers.archiver import MAX_UNCHECKED_BATCHES, Archiver
 from consumers.errors import TransientError
 from consumers.handler import Record
 from hookstream.errors import ConfigError
@@ -52,11 +52,19 @@ def _finish_uploads(archiver: Archiver) -> None:
     archiver._uploads.submit(lambda: None).result()
 
 
+def _pre_commit(archiver: Archiver, processed: dict[int, int]) -> dict[int, int]:
+    """pre_commit, then what the runtime does with its answer: store and commit those offsets,
+    which Kafka confirms (`committed`)."""
+    durable = archiver.pre_commit(processed)
+    archiver.committed(durable)
+    return durable
+
+
 def _poll(archiver: Archiver, processed: dict[int, int]) -> dict[int, int]:
     """An idle poll of the runtime (no new records), once every upload started has finished."""
     _finish_uploads(archiver)
     archiver.start_batch([])
-    return archiver.pre_commit(processed)
+    return _pre_commit(archiver, processed)
 
 
 def _run(archiver: Archiver, records: list[Record]) -> dict[int, int]:
@@ -68,7 +76,7 @@ def _run(archiver: Archiver, records: list[Record]) -> dict[int, int]:
     for record in records:
         archiver.handle(record)
         processed[record.partition] = record.offset + 1
-    archiver.pre_commit(processed)
+    _pre_commit(archiver, processed)
     _poll(archiver, processed)
     return _poll(archiver, processed)
 
@@ -123,6 +131,28 @@ def test_a_partition_uploads_one_object_at_a_time_in_order(tmp_path: Path) -> No
     archiver.close()
 
 
+def test_a_partitions_next_object_waits_for_the_commit_of_everything_before_it(tmp_path: Path) -> None:
+    """At most one object per partition is stored and not committed, so a redo from the committed
+    offset lands on its key even where it rolls elsewhere (a cut by the clock)."""
+    settings = _settings(tmp_path, archive_max_bytes=1024, archive_max_age_s=3600)
+    archiver = Archiver(settings)
+    records = [_record(2, offset) for offset in range(200)]
+    archiver.start_batch(records)
+    for record in records:
+        archiver.handle(record)
+    for _ in range(4):  # polls whose answers are never committed
+        _finish_uploads(archiver)
+        archiver.start_batch([])
+        durable = archiver.pre_commit({2: 200})
+    _finish_uploads(archiver)
+    assert len(_keys(settings)) == 1 and durable[2] > 0  # the first object, stored, not committed
+    archiver.committed(durable)  # Kafka confirms: the next one may go
+    _poll(archiver, {2: 200})
+    _finish_uploads(archiver)
+    assert len(_keys(settings)) == 2
+    archiver.close()
+
+
 def test_roll_points_depend_on_the_records_only(tmp_path: Path) -> None:
     """Size, record time and the hour: a redo from the same offset writes the same keys and bytes."""
     hour_edge = T0 + 3600_000 - 5
@@ -136,8 +166,6 @@ def test_roll_points_depend_on_the_records_only(tmp_path: Path) -> None:
             _run(archiver, [record])
         for _ in range(12):
             durable = _poll(archiver, {0: 40})
-            # A redo from any earlier object rebuilds the later ones: no commit need be waited for.
-            assert not archiver.must_commit_now()
         assert durable == {0: 35}  # the object still open began with the hour
         storage = open_storage(settings)
         objects.append({key: storage.get(key) for key in storage.keys("events/")})
@@ -156,9 +184,6 @@ def test_a_quiet_partition_is_cut_when_its_object_is_old_on_the_clock(tmp_path: 
     assert _poll(archiver, {3: 8}) == {3: 7}  # cut, and uploading
     assert _poll(archiver, {3: 8}) == {3: 8}
     assert _keys(settings) == [object_key("events", 3, 7, T0)]
-    # A redo may not cut there: its offsets must be in Kafka before the partition's next upload.
-    assert archiver.must_commit_now()
-    assert _run(archiver, [_record(3, 8)]) == {3: 8} and not archiver.must_commit_now()
     archiver.close()
 
 
@@ -188,7 +213,7 @@ def test_while_the_store_is_unreachable_batches_wait_then_are_archived_once(tmp_
     archiver = Archiver(settings, store=open_store(replace(settings, data_dir=blocker / "data"), 0.5))
     offsets = iter(range(100))
     with pytest.raises(TransientError, match="wait for their event_id check"):
-        for _ in range(MAX_UNCLAIMED_BATCHES + 1):
+        for _ in range(MAX_UNCHECKED_BATCHES + 1):
             batch = [_record(0, next(offsets)) for _ in range(3)]
             assert _run(archiver, batch) == {0: 0}
     assert _keys(settings) == []

@@ -130,3 +130,10 @@ def test_racing_writers_in_any_order_leave_the_newest_state_of_every_file(store:
 def test_a_missing_sqlite_index_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConsumerError, match="consume indexer"):
         SqliteIndex(tmp_path / "nothing.sqlite3", readonly=True)
+
+
+def test_a_lone_surrogate_in_a_name_leaves_the_sqlite_row_readable(tmp_path: Path) -> None:
+    index = SqliteIndex(tmp_path / "index.sqlite3")
+    index.write([event("o1", 100, name="bad\ud800name.pdf")])  # JSON allows "\ud800"; UTF-8 does not
+    assert [hit.name for hit in index.search("bad")] == ["bad?name.pdf"]
+    index.close()
