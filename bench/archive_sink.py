@@ -168,6 +168,8 @@ def rss_over(events: int, settings: Settings) -> tuple[float, ...]:
     samples = []
     processed: dict[int, int] = {}
     start_ms = int(time.time() * 1000)
+    archiver.assigned(list(range(PARTITIONS)))
+    archiver.committed({p: p for p in range(PARTITIONS)})  # record n is partition n % 4's, at offset n
     batch: list[Record] = []
     for n in range(events):
         partition = n % PARTITIONS

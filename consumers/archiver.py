@@ -84,22 +84,23 @@ class Archiver(Handler):
         self._uploads = ThreadPoolExecutor(1, thread_name_prefix="archive-uploads")
         self._in_flight: dict[int, Future[None]] = {}  # partition -> the upload of its oldest object
         self._failing: set[int] = set()  # partitions whose last upload failed
-        # Per partition, the offset Kafka confirmed committed (or where this member started).
+        # Per partition owned, how far Kafka confirmed the commit (or where consumption started).
         self._committed: dict[int, int] = {}
+        self._owned: set[int] = set()
         for result in ("ok", "failed"):  # both series from the start: rate() sees the first failure
             ARCHIVE_UPLOADS.labels(result)
 
     # -- records in: queued, their event_ids checked in the background ----------------------------
 
     def start_batch(self, records: list[Record]) -> None:
-        self._pending.append(_PendingBatch(self._checks.submit(self._check, records) if records else None))
+        if records:  # an idle poll adds nothing to wait for
+            self._pending.append(_PendingBatch(self._checks.submit(self._check, records)))
 
     def handle(self, record: Record) -> None:
         """Queue the record: it joins its object once its event_id is checked (see pre_commit)."""
         if not self._pending:  # handed over without start_batch (a test): checked when archived
             self._pending.append(_PendingBatch(None))
         self._pending[-1].records.append(record)
-        self._committed.setdefault(record.partition, record.offset)  # consumption starts there
 
     def _check(self, records: list[Record]) -> dict[Position, bool]:
         """Whether each record is the first Kafka copy of its event (False for a second copy of an
@@ -160,18 +161,20 @@ class Archiver(Handler):
 
     def pre_commit(self, processed: dict[int, int]) -> dict[int, int]:
         self._archive_checked()
-        # An object open longer than the age limit on the clock (a quiet partition) is cut here.
-        # Unlike a roll, a redo may cut elsewhere; that is safe because it is the only object of
-        # its partition stored and not committed (see _start_uploads), so a redo starts at its key.
+        # An object open longer than the age limit on the clock is cut here, so a quiet partition
+        # is durable within that time (a busy one usually rolls by record time first). Unlike a
+        # roll, a redo may cut elsewhere; that is safe because it is the only object of its
+        # partition stored and not committed (see _start_uploads), so a redo starts at its key.
         now = time.monotonic()
         for partition in [p for p, o in self._open.items() if now - o.opened >= self._idle_s]:
             self._roll(partition)
         self._collect_uploads()
         self._start_uploads()
-        if self._failing and self._backlog() >= MAX_WAITING_PER_PARTITION:
+        backlog = max((len(self._rolled[p]) for p in self._failing), default=0)
+        if backlog >= MAX_WAITING_PER_PARTITION:
             # The store is down and memory fills up: stop taking records (the runtime retries this
             # call with backoff, then stops the member, whose successor redoes the work).
-            raise TransientError(f"{self._backlog()} archive objects of one partition wait for upload")
+            raise TransientError(f"{backlog} archive objects of one partition wait for upload")
         if len(self._pending) > MAX_UNCHECKED_BATCHES:
             # The same while the state store is down.
             raise TransientError(f"{len(self._pending)} batches wait for their event_id check")
@@ -186,13 +189,15 @@ class Archiver(Handler):
             durable[partition] = unchecked.get(partition, next_offset) if held is None else held.first_offset
         return durable
 
+    def assigned(self, partitions: list[int]) -> None:
+        self._owned.update(partitions)
+
     def committed(self, offsets: dict[int, int]) -> None:
         for partition, offset in offsets.items():
-            if offset > self._committed.get(partition, -1):
+            # A late confirmation for a partition that left (or left and came back) is no news:
+            # the runtime reports where consumption restarted when it comes back.
+            if partition in self._owned and offset > self._committed.get(partition, -1):
                 self._committed[partition] = offset
-
-    def _backlog(self) -> int:
-        return max((len(waiting) for waiting in self._rolled.values()), default=0)
 
     def _start_uploads(self) -> None:
         """Upload each partition's oldest rolled object, one per partition at a time, and only once
@@ -247,6 +252,7 @@ class Archiver(Handler):
             self._rolled.pop(partition, None)
             self._failing.discard(partition)
             self._committed.pop(partition, None)
+            self._owned.discard(partition)
         gone = set(partitions)
         for batch in self._pending:
             batch.records = [r for r in batch.records if r.partition not in gone]

@@ -41,7 +41,8 @@ class Handler:
 
     def start_batch(self, records: list[Record]) -> None:
         """The decoded records of the batch about to be handled, in order. Work started here must
-        still let `handle` raise each record's own error, and settle by the next `flush`."""
+        still let `handle` raise each record's own error, and settle by the next `flush` (for a
+        handler that holds records, by a later `pre_commit`)."""
 
     def flush(self) -> None:
         """Make every effect staged by `handle` durable (the default `pre_commit` calls it)."""
@@ -55,8 +56,10 @@ class Handler:
         return processed
 
     def committed(self, offsets: dict[int, int]) -> None:
-        """Kafka confirmed these committed offsets (partition -> next offset): for a handler whose
-        next write is only safe once what came before it is committed (the archiver)."""
+        """Everything before these offsets (partition -> offset) is committed: Kafka confirmed a
+        commit, or the member started consuming a partition there. For a handler whose next
+        write is only safe once what came before it is committed (the archiver). A confirmation
+        may arrive late, for a partition that has left this member since."""
 
     def assigned(self, partitions: list[int]) -> None:
         """This member now owns `partitions` (too); state kept per partition may need a refresh."""

@@ -170,6 +170,14 @@ class Member:
 
     def _process_records(self, batch: list[Message]) -> None:
         decoded = self._decode(batch)
+        started: dict[int, int] = {}  # partition -> the first record consumed since it was assigned
+        for _, (_, partition), offset, _ in decoded:
+            if partition not in self._frontier.processed:
+                started.setdefault(partition, offset)
+        if started:
+            # Consumption resumes at the committed offset (or, for a new group, nothing before
+            # it was ever the group's): for the handler, as good as a confirmed commit.
+            self._handler.committed(started)
         self._handler.start_batch([outcome for _, _, _, outcome in decoded if isinstance(outcome, Record)])
         for msg, key, offset, outcome in decoded:
             if key in self._gone:
@@ -355,13 +363,14 @@ class Member:
             self.metrics.forget_partition(tp.topic, tp.partition)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        confirmed = {
-            tp.partition: tp.offset
-            for tp in partitions
-            if tp.topic == self.settings.topic and tp.error is None and tp.offset >= 0
-        }
-        if confirmed:
-            self._handler.committed(confirmed)
+        if error is None:
+            confirmed = {
+                tp.partition: tp.offset
+                for tp in partitions
+                if tp.topic == self.settings.topic and tp.error is None and tp.offset >= 0
+            }
+            if confirmed:
+                self._handler.committed(confirmed)
         if error is None:
             self.metrics.last_commit.set_to_current_time()
         elif error.code() != KafkaError._NO_OFFSET:

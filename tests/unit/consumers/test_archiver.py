@@ -67,15 +67,28 @@ def _poll(archiver: Archiver, processed: dict[int, int]) -> dict[int, int]:
     return _pre_commit(archiver, processed)
 
 
-def _run(archiver: Archiver, records: list[Record]) -> dict[int, int]:
-    """Handle `records` as one batch, then poll twice with nothing new, as the runtime does: the
-    batch is archived at the first poll (its event_id check ran meanwhile), and what rolled is
-    uploaded then and seen stored at the second."""
+def _hand_over(archiver: Archiver, records: list[Record]) -> dict[int, int]:
+    """What the runtime does with a batch before pre_commit: a partition seen for the first time
+    is assigned and starts at its first record (`committed`), then the batch is handed over."""
     processed: dict[int, int] = {}
+    starts: dict[int, int] = {}
+    for record in records:
+        if record.partition not in archiver._owned:
+            starts.setdefault(record.partition, record.offset)
+        processed[record.partition] = record.offset + 1
+    archiver.assigned(list(starts))
+    archiver.committed(starts)
     archiver.start_batch(records)
     for record in records:
         archiver.handle(record)
-        processed[record.partition] = record.offset + 1
+    return processed
+
+
+def _run(archiver: Archiver, records: list[Record]) -> dict[int, int]:
+    """Hand `records` over as one batch, then poll twice with nothing new, as the runtime does:
+    the batch is archived at the first poll (its event_id check ran meanwhile), and what rolled is
+    uploaded then and seen stored at the second."""
+    processed = _hand_over(archiver, records)
     _pre_commit(archiver, processed)
     _poll(archiver, processed)
     return _poll(archiver, processed)
@@ -136,10 +149,7 @@ def test_a_partitions_next_object_waits_for_the_commit_of_everything_before_it(t
     offset lands on its key even where it rolls elsewhere (a cut by the clock)."""
     settings = _settings(tmp_path, archive_max_bytes=1024, archive_max_age_s=3600)
     archiver = Archiver(settings)
-    records = [_record(2, offset) for offset in range(200)]
-    archiver.start_batch(records)
-    for record in records:
-        archiver.handle(record)
+    _hand_over(archiver, [_record(2, offset) for offset in range(200)])
     for _ in range(4):  # polls whose answers are never committed
         _finish_uploads(archiver)
         archiver.start_batch([])
@@ -150,6 +160,19 @@ def test_a_partitions_next_object_waits_for_the_commit_of_everything_before_it(t
     _poll(archiver, {2: 200})
     _finish_uploads(archiver)
     assert len(_keys(settings)) == 2
+    archiver.close()
+
+
+def test_a_late_confirmation_for_a_partition_that_left_is_ignored(tmp_path: Path) -> None:
+    """A commit confirmed after its partition left (and came back, consumption restarting later)
+    neither moves the barrier back nor forward."""
+    settings = _settings(tmp_path, archive_max_bytes=1024, archive_max_age_s=3600)
+    archiver = Archiver(settings)
+    _run(archiver, [_record(1, offset) for offset in range(10)])
+    archiver.revoked([1])
+    archiver.committed({1: 5})  # the async commit sent before the revoke, confirmed after it
+    _run(archiver, [_record(1, offset) for offset in range(300, 400)])  # back, another member was here
+    assert [parse_key(k).first_offset for k in _keys(settings)][:1] == [300]  # type: ignore[union-attr]
     archiver.close()
 
 
@@ -196,8 +219,10 @@ def test_a_second_copy_is_dropped_but_a_redo_of_the_archived_copy_is_not(tmp_pat
     _drain(archiver, {0: 2})
     archiver.close()
     redo = Archiver(settings)  # offsets were not committed: Kafka delivers both again
+    redo.assigned([0])
+    redo.committed({0: 0})
     for record in (first, copy):
-        redo.handle(record)  # without start_batch: claimed when pre_commit archives them
+        redo.handle(record)  # without start_batch: checked when pre_commit archives them
     _drain(redo, {0: 2})
     redo.close()
     report = verify(open_storage(settings), "events")
