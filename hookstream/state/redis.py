@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -44,6 +45,9 @@ end
 return held
 """
 
+# By the operation each serves (its label in the latency histogram): `delete` with `only_if`.
+_SCRIPTS = {"delete": _COMPARE_AND_DELETE, "add_many": _ADD_MANY, "claim_many": _CLAIM_MANY}
+
 
 def _ms(ttl_s: float) -> int:
     return max(1, round(ttl_s * 1000))
@@ -68,9 +72,7 @@ class RedisStore:
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._client: redis.Redis | None = None
-        self._compare_and_delete: redis.commands.core.Script | None = None
-        self._add_many: redis.commands.core.Script | None = None
-        self._claim_many: redis.commands.core.Script | None = None
+        self._scripts: dict[str, redis.commands.core.Script] = {}  # by operation, with the client
 
     def _redis(self) -> redis.Redis:
         client = self._client
@@ -89,9 +91,7 @@ class RedisStore:
                     decode_responses=True,
                     **options,  # type: ignore[arg-type]
                 )
-                self._compare_and_delete = client.register_script(_COMPARE_AND_DELETE)
-                self._add_many = client.register_script(_ADD_MANY)
-                self._claim_many = client.register_script(_CLAIM_MANY)
+                self._scripts = {name: client.register_script(lua) for name, lua in _SCRIPTS.items()}
                 self._client = client  # last: another thread that sees it finds the scripts too
             return self._client
 
@@ -105,30 +105,24 @@ class RedisStore:
             except redis.RedisError as exc:
                 raise self._unavailable(exc) from exc
 
+    def _script(self, operation: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        with timed("redis", operation):
+            try:
+                self._redis()
+                return self._scripts[operation](keys=list(keys), args=list(args))
+            except redis.RedisError as exc:
+                raise self._unavailable(exc) from exc
+
     def add_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str] | None = None) -> list[bool]:
         if not keys:
             return []
-        with timed("redis", "add_many"):
-            try:
-                self._redis()
-                assert self._add_many is not None
-                args: list[str | int] = [_ms(ttl_s), *(values or [])]
-                return [answer == 1 for answer in self._add_many(keys=list(keys), args=args)]
-            except redis.RedisError as exc:
-                raise self._unavailable(exc) from exc
+        return [answer == 1 for answer in self._script("add_many", keys, [_ms(ttl_s), *(values or [])])]
 
     def claim_many(self, keys: Sequence[str], ttl_s: float, values: Sequence[str]) -> list[str]:
         if not keys:
             return []
-        with timed("redis", "claim_many"):
-            try:
-                self._redis()
-                assert self._claim_many is not None
-                held = self._claim_many(keys=list(keys), args=[_ms(ttl_s), *values])
-            except redis.RedisError as exc:
-                raise self._unavailable(exc) from exc
-        # Redis answers false for a key that expired in between (another copy's, never this call's).
-        return [value if isinstance(value, str) else "" for value in held]
+        # The script reads each key right after its SET NX, atomically: it is always there.
+        return [str(value) for value in self._script("claim_many", keys, [_ms(ttl_s), *values])]
 
     def get(self, key: str) -> str | None:
         with timed("redis", "get"):
@@ -158,13 +152,11 @@ class RedisStore:
                 raise self._unavailable(exc) from exc
 
     def delete(self, key: str, only_if: str | None = None) -> bool:
+        if only_if is not None:
+            return bool(self._script("delete", [key], [only_if]))
         with timed("redis", "delete"):
             try:
-                client = self._redis()
-                if only_if is None:
-                    return bool(client.delete(key))
-                assert self._compare_and_delete is not None
-                return bool(self._compare_and_delete(keys=[key], args=[only_if]))
+                return bool(self._redis().delete(key))
             except redis.RedisError as exc:
                 raise self._unavailable(exc) from exc
 
