@@ -371,7 +371,6 @@ class Member:
             }
             if confirmed:
                 self._handler.committed(confirmed)
-        if error is None:
             self.metrics.last_commit.set_to_current_time()
         elif error.code() != KafkaError._NO_OFFSET:
             log.warning("offset commit failed", extra={"fields": {"group": self.group, "error": str(error)}})

@@ -33,20 +33,20 @@ _SCHEMA = (
     " expires_at REAL NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS state_expiry ON state (expires_at)",
 )
+_INSERT = "INSERT INTO state (key, value, expires_at)"
+# An upsert, not INSERT OR REPLACE, which deletes the old row and its index entry first.
+_OVERWRITE = " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
 # Insert, or take over a row whose TTL has passed; a live row is left alone (0 rows changed).
-_ADD = (
-    "INSERT INTO state (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-    " SET value = excluded.value, expires_at = excluded.expires_at WHERE state.expires_at <= ?"
-)
+_TAKE_OVER_EXPIRED = _OVERWRITE + " WHERE state.expires_at <= ?"
+_ADD = _INSERT + " VALUES (?, ?, ?)" + _TAKE_OVER_EXPIRED
 # _ADD for every [key, value] pair of the JSON array bound to the second `?`, in the array's order,
 # in one statement: the rows' work runs inside SQLite, not one Python round trip per key. ("WHERE
 # true" keeps SQLite from reading ON CONFLICT as a join's ON.)
 _ADD_ALL = (
-    "INSERT INTO state (key, value, expires_at)"
-    " SELECT json_extract(item.value, '$[0]'), json_extract(item.value, '$[1]'), ?"
-    " FROM json_each(?) AS item WHERE true ORDER BY item.key"
-    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
-    " WHERE state.expires_at <= ?"
+    _INSERT
+    + " SELECT json_extract(item.value, '$[0]'), json_extract(item.value, '$[1]'), ?"
+    + " FROM json_each(?) AS item WHERE true ORDER BY item.key"
+    + _TAKE_OVER_EXPIRED
 )
 # The [key, value] of each key of the JSON array bound to `?`, as one JSON array: one row, so a
 # caller in another thread takes the GIL back once, not once per key as for RETURNING.
@@ -54,16 +54,9 @@ _HELD = (
     "SELECT json_group_array(json_array(item.value, state.value)) FROM json_each(?) AS item"
     " LEFT JOIN state ON state.key = item.value"
 )
-# An upsert, not INSERT OR REPLACE, which deletes the old row and its index entry first.
-_PUT = (
-    "INSERT INTO state (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-    " SET value = excluded.value, expires_at = excluded.expires_at"
-)
+_PUT = _INSERT + " VALUES (?, ?, ?)" + _OVERWRITE
 # _PUT of one value for every key of the JSON array bound to the last `?`, in one statement.
-_PUT_ALL = (
-    "INSERT INTO state (key, value, expires_at) SELECT item.value, ?, ? FROM json_each(?) AS item WHERE true"
-    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
-)
+_PUT_ALL = _INSERT + " SELECT item.value, ?, ? FROM json_each(?) AS item WHERE true" + _OVERWRITE
 _GET = "SELECT value FROM state WHERE key = ? AND expires_at > ?"
 _DELETE = "DELETE FROM state WHERE key = ? AND expires_at > ?"
 _SWEEP = "DELETE FROM state WHERE key IN (SELECT key FROM state WHERE expires_at <= ? LIMIT ?)"

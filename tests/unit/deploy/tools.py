@@ -3,6 +3,7 @@
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -10,7 +11,7 @@ import pytest
 VENV_BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 
 
-def _missing(message: str) -> None:
+def _missing(message: str) -> NoReturn:
     """Under CI=true a missing tool fails the test; elsewhere it skips with the install line."""
     if os.environ.get("CI") == "true":
         pytest.fail(message)
@@ -22,7 +23,6 @@ def debian_tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
         _missing(f"{name} not found: apt-get install prometheus (.ci/run does)")
-    assert found is not None
     return found
 
 
@@ -38,5 +38,4 @@ def kustomize_command() -> list[str]:
             "neither kubectl nor kustomize found: "
             "GOBIN=$PWD/.venv/bin go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0 (.ci/run does)"
         )
-    assert kustomize is not None
     return [kustomize, "build"]
