@@ -162,13 +162,17 @@ class SqliteStore:
         with self._session("claim_many") as db:
             db.execute("BEGIN IMMEDIATE")  # no other writer between the add and the read
             try:
-                db.execute(_ADD_ALL, (now + ttl_s, pairs, now))
-                (held,) = db.execute(_HELD, (json.dumps(list(keys)),)).fetchone()
+                added = db.execute(_ADD_ALL, (now + ttl_s, pairs, now)).rowcount
+                held = None  # every key added (the usual case) holds its own value: nothing to read
+                if added < len(keys):  # a second copy or a redo among them: read what each key holds
+                    (held,) = db.execute(_HELD, (json.dumps(list(keys)),)).fetchone()
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
             self._sweep(db, now)
+        if held is None:
+            return list(values)
         values_now = {key: value for key, value in json.loads(held)}
         return [str(values_now[key] or "") for key in keys]  # every key is held after the add
 

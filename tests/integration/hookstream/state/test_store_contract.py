@@ -112,6 +112,17 @@ def test_claim_many_answers_the_value_each_key_holds(store: StateStore, state_se
     assert (store.get(a), store.get(b), store.get(c)) == ("1:1", "0:7", "1:3")
 
 
+def test_claim_many_of_new_and_expired_keys_sets_each(store: StateStore, state_settings: Settings) -> None:
+    """Every key set by the call (new, or taken over once its TTL passed): each answers and holds
+    the value given, and keeps it for the TTL."""
+    old, new = _key(state_settings, "claim-old"), _key(state_settings, "claim-new")
+    assert store.add(old, 0.2, "0:1")
+    time.sleep(0.5)
+    assert store.claim_many([old, new], 60, ["2:5", "2:6"]) == ["2:5", "2:6"]
+    assert (store.get(old), store.get(new)) == ("2:5", "2:6")
+    assert store.claim_many([old, new], 60, ["3:1", "3:2"]) == ["2:5", "2:6"]  # held now
+
+
 def test_add_many_sets_a_ttl(store: StateStore, state_settings: Settings) -> None:
     keys = [_key(state_settings, f"short{i}") for i in range(3)]
     store.add_many(keys, 0.2)
