@@ -41,12 +41,10 @@ _HTTP_CLIENT_LOGGERS = ("httpx", "httpx2", "opensearch", "botocore", "urllib3")
 
 def configure_logging(level: str = "INFO") -> None:
     """Send JSON lines to stderr from every logger; idempotent."""
-    # The lines carry no thread or process names, so records need not look them up. Under
-    # gevent, the thread lookup made a dummy Thread object for every greenlet that logged: a
-    # producer worker paid about 50 us of CPU per webhook for it (docs/benchmarks).
+    # Records need not look up their thread: no line prints it. Under gevent the lookup made a
+    # dummy Thread object for every greenlet that logged, about 50 us of a producer worker's CPU
+    # per webhook (docs/benchmarks). The process id stays: gunicorn's own lines print it.
     logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

@@ -1,7 +1,11 @@
 import json
 import logging
+import os
 
-from hookstream.logs import JsonFormatter
+import pytest
+from gunicorn import glogging
+
+from hookstream.logs import JsonFormatter, configure_logging
 
 
 def _format(**kwargs: object) -> dict:  # type: ignore[type-arg]
@@ -32,3 +36,18 @@ def test_exceptions_are_one_line_without_frames() -> None:
 
         line = _format(exc_info=sys.exc_info())
     assert line["error"] == "ValueError: boom"
+
+
+def test_gunicorns_own_lines_still_format_after_configure_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The producer's workers log through gunicorn's formatter too, which prints each record's
+    process id: configure_logging may drop lookups no line prints, never that one."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # configure_logging replaces them
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(logging, "logThreads", logging.logThreads)
+    configure_logging()
+    record = logging.getLogger("gunicorn.error").makeRecord(
+        "gunicorn.error", logging.INFO, __file__, 1, "Worker exiting (pid: %s)", (1,), None
+    )
+    gunicorn_format = glogging.CONFIG_DEFAULTS["formatters"]["generic"]["format"]
+    assert f"[{os.getpid()}]" in logging.Formatter(gunicorn_format).format(record)
