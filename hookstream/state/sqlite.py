@@ -1,8 +1,8 @@
 """The embedded state store: one SQLite file shared by every process on the host.
 
-WAL lets readers run beside the one writer; each operation is one statement (the batched ones
-over a JSON array, unpacked by `json_each`; `claim_many` is one transaction of two), so it is
-atomic across processes. `synchronous=NORMAL`: a write
+WAL lets readers run beside the one writer; each operation is one statement or one transaction
+(the batched writes are multi-row INSERTs of at most 64 rows each), so it is atomic across
+processes. `synchronous=NORMAL`: a write
 survives the process dying (kill -9), not the machine losing power, where the worst case is one
 repeated effect. Expired rows read as absent at once and are deleted in bounded sweeps.
 """
@@ -15,7 +15,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import cache
 from pathlib import Path
 
 from hookstream.errors import StateStoreUnavailable
@@ -39,15 +40,14 @@ _OVERWRITE = " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_a
 # Insert, or take over a row whose TTL has passed; a live row is left alone (0 rows changed).
 _TAKE_OVER_EXPIRED = _OVERWRITE + " WHERE state.expires_at <= ?"
 _ADD = _INSERT + " VALUES (?, ?, ?)" + _TAKE_OVER_EXPIRED
-# _ADD for every [key, value] pair of the JSON array bound to the second `?`, in the array's order,
-# in one statement: the rows' work runs inside SQLite, not one Python round trip per key. ("WHERE
-# true" keeps SQLite from reading ON CONFLICT as a join's ON.)
-_ADD_ALL = (
-    _INSERT
-    + " SELECT json_extract(item.value, '$[0]'), json_extract(item.value, '$[1]'), ?"
-    + " FROM json_each(?) AS item WHERE true ORDER BY item.key"
-    + _TAKE_OVER_EXPIRED
-)
+# The batched writes bind their rows to one multi-row INSERT (VALUES (?, ?, ?), ...): the rows'
+# work runs inside SQLite, not one Python round trip per key as with executemany. Measured at 500
+# keys: 4.5 µs a key, against 6.9 for the rows as one JSON array unpacked by json_each (6.5 for
+# executemany). Statements hold at most this many rows, so each form has at most this many
+# sizes to prepare and cache (64 rows cost the same per key as 500).
+_ROWS_PER_STATEMENT = 64
+# Three forms (_TAKE_OVER_EXPIRED with and without RETURNING, _OVERWRITE) of up to 64 sizes each.
+_CACHED_STATEMENTS = 256
 # The [key, value] of each key of the JSON array bound to `?`, as one JSON array: one row, so a
 # caller in another thread takes the GIL back once, not once per key as for RETURNING.
 _HELD = (
@@ -55,11 +55,45 @@ _HELD = (
     " LEFT JOIN state ON state.key = item.value"
 )
 _PUT = _INSERT + " VALUES (?, ?, ?)" + _OVERWRITE
-# _PUT of one value for every key of the JSON array bound to the last `?`, in one statement.
-_PUT_ALL = _INSERT + " SELECT item.value, ?, ? FROM json_each(?) AS item WHERE true" + _OVERWRITE
 _GET = "SELECT value FROM state WHERE key = ? AND expires_at > ?"
 _DELETE = "DELETE FROM state WHERE key = ? AND expires_at > ?"
 _SWEEP = "DELETE FROM state WHERE key IN (SELECT key FROM state WHERE expires_at <= ? LIMIT ?)"
+
+Row = tuple[str, str, float]  # key, value, expires_at
+
+
+@cache
+def _insert_rows_sql(rows: int, tail: str) -> str:
+    return _INSERT + " VALUES " + ", ".join(["(?, ?, ?)"] * rows) + tail
+
+
+def _insert_rows(
+    db: sqlite3.Connection, rows: Sequence[Row], tail: str, *tail_params: float
+) -> Iterator[sqlite3.Cursor]:
+    """Insert `rows` in order, _ROWS_PER_STATEMENT to a statement that ends with `tail` (its
+    conflict clause) bound to `tail_params`; each statement runs as its cursor is reached. The
+    caller holds the transaction: there may be more rows than one statement takes."""
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        params: list[str | float] = [field for row in chunk for field in row]
+        params.extend(tail_params)
+        yield db.execute(_insert_rows_sql(len(chunk), tail), params)
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")  # the write lock from the start: no other writer in between
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _atomic(db: sqlite3.Connection, rows: int) -> AbstractContextManager[None]:
+    """A transaction for the statements of `rows` rows; one statement is atomic by itself."""
+    return _transaction(db) if rows > _ROWS_PER_STATEMENT else nullcontext()
 
 
 class SqliteStore:
@@ -101,7 +135,11 @@ class SqliteStore:
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(
-            self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+            self.path,
+            timeout=self._timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=_CACHED_STATEMENTS,
         )
         try:
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -143,9 +181,11 @@ class SqliteStore:
             return []
         now = time.time()
         expires_at = now + ttl_s
-        pairs = json.dumps(list(zip(keys, values or ["1"] * len(keys), strict=True)))
-        with self._session("add_many") as db:  # one statement: atomic by itself
-            taken = {key for (key,) in db.execute(_ADD_ALL + " RETURNING key", (expires_at, pairs, now))}
+        pairs = zip(keys, values or ["1"] * len(keys), strict=True)
+        rows = [(key, value, expires_at) for key, value in pairs]
+        with self._session("add_many") as db, _atomic(db, len(rows)):
+            inserts = _insert_rows(db, rows, _TAKE_OVER_EXPIRED + " RETURNING key", now)
+            taken = {key for cursor in inserts for (key,) in cursor}
             self._sweep(db, now)
         # A key twice in `keys` was added by its first occurrence only.
         added = []
@@ -158,18 +198,14 @@ class SqliteStore:
         if not keys:
             return []
         now = time.time()
-        pairs = json.dumps(list(zip(keys, values, strict=True)))
+        expires_at = now + ttl_s
+        rows = [(key, value, expires_at) for key, value in zip(keys, values, strict=True)]
         with self._session("claim_many") as db:
-            db.execute("BEGIN IMMEDIATE")  # no other writer between the add and the read
-            try:
-                added = db.execute(_ADD_ALL, (now + ttl_s, pairs, now)).rowcount
+            with _transaction(db):  # no other writer between the add and the read
+                added = sum(cursor.rowcount for cursor in _insert_rows(db, rows, _TAKE_OVER_EXPIRED, now))
                 held = None  # every key added (the usual case) holds its own value: nothing to read
                 if added < len(keys):  # a second copy or a redo among them: read what each key holds
                     (held,) = db.execute(_HELD, (json.dumps(list(keys)),)).fetchone()
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
             self._sweep(db, now)
         if held is None:
             return list(values)
@@ -180,8 +216,9 @@ class SqliteStore:
         if not keys:
             return
         now = time.time()
-        with self._session("put_many") as db:
-            db.execute(_PUT_ALL, (value, now + ttl_s, json.dumps(list(keys))))
+        expires_at = now + ttl_s
+        with self._session("put_many") as db, _atomic(db, len(keys)):
+            list(_insert_rows(db, [(key, value, expires_at) for key in keys], _OVERWRITE))  # runs them all
             self._sweep(db, now)
 
     def get(self, key: str) -> str | None:

@@ -123,6 +123,27 @@ def test_claim_many_of_new_and_expired_keys_sets_each(store: StateStore, state_s
     assert store.claim_many([old, new], 60, ["3:1", "3:2"]) == ["2:5", "2:6"]  # held now
 
 
+def test_batches_of_a_thousand_keys_answer_per_key_in_order(
+    store: StateStore, state_settings: Settings
+) -> None:
+    """A batch as large as a consumer's (SQLite writes it in several statements): held keys spread
+    over the batch, and a key repeated far from its first occurrence, answer as in a small one."""
+    keys = [_key(state_settings, f"big{i}") for i in range(1000)]
+    held = set(range(0, 1000, 97))
+    for i in held:
+        assert store.add(keys[i], 60, "earlier")
+    values = [f"v{i}" for i in range(1000)]
+    expected_added = [i not in held for i in range(1000)]
+    assert store.add_many([*keys, keys[5]], 60, [*values, "again"]) == [*expected_added, False]
+    assert [store.get(keys[i]) for i in (0, 5, 97, 999)] == ["earlier", "v5", "earlier", "v999"]
+    claims = [_key(state_settings, f"bigclaim{i}") for i in range(1000)]
+    assert store.add(claims[700], 60, "0:1")
+    answers = store.claim_many([*claims, claims[3]], 60, [*values, "late"])
+    assert answers == [*values[:700], "0:1", *values[701:], "v3"]
+    store.put_many(keys, "acked", 60)
+    assert {store.get(key) for key in keys} == {"acked"}
+
+
 def test_add_many_sets_a_ttl(store: StateStore, state_settings: Settings) -> None:
     keys = [_key(state_settings, f"short{i}") for i in range(3)]
     store.add_many(keys, 0.2)
