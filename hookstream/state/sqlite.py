@@ -1,7 +1,7 @@
 """The embedded state store: one SQLite file shared by every process on the host.
 
 WAL lets readers run beside the one writer; each operation is one statement or one transaction
-(the batched writes are multi-row INSERTs of at most 64 rows each), so it is atomic across
+(the batched writes are multi-row INSERTs of up to 512 rows each), so it is atomic across
 processes. `synchronous=NORMAL`: a write
 survives the process dying (kill -9), not the machine losing power, where the worst case is one
 repeated effect. Expired rows read as absent at once and are deleted in bounded sweeps.
@@ -43,11 +43,12 @@ _ADD = _INSERT + " VALUES (?, ?, ?)" + _TAKE_OVER_EXPIRED
 # The batched writes bind their rows to one multi-row INSERT (VALUES (?, ?, ?), ...): the rows'
 # work runs inside SQLite, not one Python round trip per key as with executemany. Measured at 500
 # keys: 4.5 µs a key, against 6.9 for the rows as one JSON array unpacked by json_each (6.5 for
-# executemany). Statements hold at most this many rows, so each form has at most this many
-# sizes to prepare and cache (64 rows cost the same per key as 500).
-_ROWS_PER_STATEMENT = 64
-# Three forms (_TAKE_OVER_EXPIRED with and without RETURNING, _OVERWRITE) of up to 64 sizes each.
-_CACHED_STATEMENTS = 256
+# executemany). One statement takes a consumer's whole batch: a caller in a background thread
+# (the archiver's checks) waits for the GIL after each statement, up to the interpreter's switch
+# interval while the member's thread is busy. Statements come in power-of-two sizes, padded with
+# their last row again, so each form has few sizes to prepare and cache; that row conflicts with
+# itself, live (every TTL is positive), and changes nothing.
+_ROWS_PER_STATEMENT = 512
 # The [key, value] of each key of the JSON array bound to `?`, as one JSON array: one row, so a
 # caller in another thread takes the GIL back once, not once per key as for RETURNING.
 _HELD = (
@@ -62,6 +63,12 @@ _SWEEP = "DELETE FROM state WHERE key IN (SELECT key FROM state WHERE expires_at
 Row = tuple[str, str, float]  # key, value, expires_at
 
 
+def _expires_at(now: float, ttl_s: float) -> float:
+    if ttl_s <= 0:  # a key that expires at once is no state (and would break the padding above)
+        raise ValueError(f"a TTL must be positive, not {ttl_s}")
+    return now + ttl_s
+
+
 @cache
 def _insert_rows_sql(rows: int, tail: str) -> str:
     return _INSERT + " VALUES " + ", ".join(["(?, ?, ?)"] * rows) + tail
@@ -70,14 +77,16 @@ def _insert_rows_sql(rows: int, tail: str) -> str:
 def _insert_rows(
     db: sqlite3.Connection, rows: Sequence[Row], tail: str, *tail_params: float
 ) -> Iterator[sqlite3.Cursor]:
-    """Insert `rows` in order, _ROWS_PER_STATEMENT to a statement that ends with `tail` (its
-    conflict clause) bound to `tail_params`; each statement runs as its cursor is reached. The
-    caller holds the transaction: there may be more rows than one statement takes."""
+    """Insert `rows` in order, up to _ROWS_PER_STATEMENT to a statement that ends with `tail`
+    (its conflict clause) bound to `tail_params`; each statement runs as its cursor is reached.
+    The caller holds the transaction where there are more rows than one statement takes."""
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        size = 1 << (len(chunk) - 1).bit_length()  # the power of two at or above len(chunk)
         params: list[str | float] = [field for row in chunk for field in row]
+        params.extend(chunk[-1] * (size - len(chunk)))
         params.extend(tail_params)
-        yield db.execute(_insert_rows_sql(len(chunk), tail), params)
+        yield db.execute(_insert_rows_sql(size, tail), params)
 
 
 @contextmanager
@@ -139,7 +148,6 @@ class SqliteStore:
             timeout=self._timeout_s,
             isolation_level=None,
             check_same_thread=False,
-            cached_statements=_CACHED_STATEMENTS,
         )
         try:
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -180,7 +188,7 @@ class SqliteStore:
         if not keys:
             return []
         now = time.time()
-        expires_at = now + ttl_s
+        expires_at = _expires_at(now, ttl_s)
         pairs = zip(keys, values or ["1"] * len(keys), strict=True)
         rows = [(key, value, expires_at) for key, value in pairs]
         with self._session("add_many") as db, _atomic(db, len(rows)):
@@ -198,7 +206,7 @@ class SqliteStore:
         if not keys:
             return []
         now = time.time()
-        expires_at = now + ttl_s
+        expires_at = _expires_at(now, ttl_s)
         rows = [(key, value, expires_at) for key, value in zip(keys, values, strict=True)]
         with self._session("claim_many") as db:
             with _transaction(db):  # no other writer between the add and the read
@@ -216,7 +224,7 @@ class SqliteStore:
         if not keys:
             return
         now = time.time()
-        expires_at = now + ttl_s
+        expires_at = _expires_at(now, ttl_s)
         with self._session("put_many") as db, _atomic(db, len(keys)):
             list(_insert_rows(db, [(key, value, expires_at) for key in keys], _OVERWRITE))  # runs them all
             self._sweep(db, now)
