@@ -144,10 +144,7 @@ class SqliteStore:
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(
-            self.path,
-            timeout=self._timeout_s,
-            isolation_level=None,
-            check_same_thread=False,
+            self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
         )
         try:
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
