@@ -15,6 +15,7 @@ what it vouches for is committed before the partitions leave. Lag gauges: member
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from itertools import chain
@@ -124,6 +125,7 @@ class Member:
                 }
             },
         )
+        _tune_collector()
         clean = False
         try:
             while not self._stopping:
@@ -395,6 +397,22 @@ class Member:
         if missing is not None:
             raise ConsumerError(f"group {self.group} cannot consume: {missing}")
         log.warning("consume error", extra={"fields": {"group": self.group, "error": str(error)}})
+
+
+# Container allocations between two collections of the youngest generation (CPython's default: 700).
+YOUNG_COLLECTION_THRESHOLD = 50_000
+
+
+def _tune_collector() -> None:
+    """Set the process's garbage collector up for the poll loop, which allocates a few objects per
+    record and keeps few of them. With the defaults, a young collection every 700 allocations and
+    a full one every 70,000, each full one walking every object that imports and setup left
+    (botocore's alone are many), cost the archiver about 14% of its rate: 14,000 events/s
+    against 16,300 with these settings, in `bench.archive_sink`. What exists now is frozen (never
+    walked again), and the youngest generation is collected every 50,000 allocations, so cyclic
+    garbage waits a little longer (a few MB at most)."""
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, 50, 100)
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:

@@ -3,6 +3,7 @@ going, retries in place, the circuit breaker, two members sharing a topic throug
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter, defaultdict
 from dataclasses import replace
@@ -13,7 +14,7 @@ from consumers.dlq import DeadLetterPublisher, read_dead_letters
 from consumers.errors import CircuitOpenError, DeadLetterError, PermanentError, TransientError
 from consumers.handler import Record
 from consumers.retry import RetryPolicy
-from consumers.runtime import Member
+from consumers.runtime import YOUNG_COLLECTION_THRESHOLD, Member
 from hookstream.settings import Settings
 from schemas import codec
 from tests.integration.consumers.consumer_helpers import (
@@ -222,3 +223,15 @@ def test_a_dead_letter_waits_for_kafkas_ack_before_its_offset_moves(settings: Se
     assert isinstance(running.error, DeadLetterError)
     committed, ends = committed_and_ends(settings, settings.consumer_group_prefix + group)
     assert sum(ends) == 2 and sum(committed) <= 1
+
+
+def test_a_member_sets_the_collector_up_for_its_loop(settings: Settings) -> None:
+    """What setup left is frozen and young collections are rare, from the member's start."""
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)  # CPython's defaults, as a process starts
+    running = Running(Member(settings, unique("collector"), Recorder()))
+    try:
+        wait_until(lambda: gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD, timeout_s=30)
+        assert gc.get_freeze_count() > 0
+    finally:
+        running.stop()
