@@ -19,6 +19,7 @@ from consumers.errors import ConsumerError, PermanentError, TransientError
 from consumers.index.base import FileIndex, Hit, query_words
 from consumers.index.events import Action, FileEvent
 from hookstream.settings import Settings
+from hookstream.state.sqlite import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -125,13 +126,8 @@ class SqliteIndex(FileIndex):
         # later search of its row fails to read: it becomes "?", as executemany could not bind it.
         rows = json.dumps([row(e) for e in events], ensure_ascii=False).encode(errors="replace").decode()
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(self._db):
                 self._db.execute(UPSERT_ROWS, (rows,))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:  # locked or busy: another writer, try again
             raise TransientError(f"index write failed: {exc}") from exc
         return {}  # every value fits a column: nothing here is refused for good

@@ -90,7 +90,9 @@ def _insert_rows(
 
 
 @contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction on a connection in autocommit mode (`isolation_level=None`), committed when
+    the block ends, rolled back when it raises (the file index's writes use it too)."""
     db.execute("BEGIN IMMEDIATE")  # the write lock from the start: no other writer in between
     try:
         yield
@@ -102,7 +104,7 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 def _atomic(db: sqlite3.Connection, rows: int) -> AbstractContextManager[None]:
     """A transaction for the statements of `rows` rows; one statement is atomic by itself."""
-    return _transaction(db) if rows > _ROWS_PER_STATEMENT else nullcontext()
+    return write_transaction(db) if rows > _ROWS_PER_STATEMENT else nullcontext()
 
 
 class SqliteStore:
@@ -206,7 +208,7 @@ class SqliteStore:
         expires_at = _expires_at(now, ttl_s)
         rows = [(key, value, expires_at) for key, value in zip(keys, values, strict=True)]
         with self._session("claim_many") as db:
-            with _transaction(db):  # no other writer between the add and the read
+            with write_transaction(db):  # no other writer between the add and the read
                 added = sum(cursor.rowcount for cursor in _insert_rows(db, rows, _TAKE_OVER_EXPIRED, now))
                 held = None  # every key added (the usual case) holds its own value: nothing to read
                 if added < len(keys):  # a second copy or a redo among them: read what each key holds
