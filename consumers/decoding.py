@@ -3,6 +3,13 @@
 A record is a `Record` (an envelope to handle), the `SchemaError` of a poison record (it breaks
 the contract: straight to the DLQ), or None for a replayed DLQ record addressed to another group.
 An unreachable schema registry is none of these: the decode is waited out, never dead-lettered.
+
+Which group a replayed record is for is in its headers, and reading a record's headers builds
+Python objects for all of them: a cost on every record for the rare replay. So only records that
+may be replays are read: poison, and records whose Kafka timestamp is at least
+`REPLAY_MIN_AGE_MS` after the envelope's `received_at`. The producer stamps a record about a second
+at most after receiving it; `dlq replay` stamps each replay at least that long after the original
+record's own timestamp (see `consumers.replay`).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from collections.abc import Callable
 from confluent_kafka import Message
 
 from consumers import messages
-from consumers.dlq import REPLAY_GROUP
+from consumers.dlq import REPLAY_GROUP, REPLAY_MIN_AGE_MS
 from consumers.handler import Record
 from consumers.metrics import MemberMetrics
 from consumers.retry import RetryPolicy
@@ -52,15 +59,18 @@ class Decoder:
         self._wait = wait
 
     def outcome(self, msg: Message) -> Outcome:
-        if self._addressed_elsewhere(msg):
-            return None
         topic, partition, offset = messages.position(msg)
         value = msg.value() or b""
         try:
             envelope = self._decode_waiting((topic, partition), value)
         except SchemaError as exc:
-            return exc
-        return Record(envelope, topic, partition, offset, msg.timestamp()[1], value)
+            return None if self._addressed_elsewhere(msg) else exc
+        timestamp_ms = msg.timestamp()[1]
+        if timestamp_ms - envelope.received_at.timestamp() * 1000 >= REPLAY_MIN_AGE_MS and (
+            self._addressed_elsewhere(msg)
+        ):
+            return None
+        return Record(envelope, topic, partition, offset, timestamp_ms, value)
 
     def _addressed_elsewhere(self, msg: Message) -> bool:
         """A replayed DLQ record is for the one group that failed it; the others skip it."""

@@ -37,6 +37,11 @@ FAILED_AT = "dlq.failed_at"
 # A replayed record names the one group that should process it and the DLQ record it came from.
 REPLAY_GROUP = "hookstream.replay.group"
 REPLAY_SOURCE = "hookstream.replay.source"
+# A replayed record's Kafka timestamp is at least this long after the original record's; so the
+# members read headers only of records stamped that long after their envelope's received_at.
+# The producer stamps a record when it produces it, within a second or so of receiving it (the
+# dedupe claim's wait): 5 s leaves room for a loaded host, and costs a replay at most a 5 s wait.
+REPLAY_MIN_AGE_MS = 5000
 
 _OWN_PREFIXES = ("dlq.", "hookstream.replay.")
 _MAX_ERROR_MESSAGE = 500
@@ -143,6 +148,11 @@ class DeadLetter:
     @property
     def event_id(self) -> str | None:
         return self.header("event_id")
+
+    @property
+    def original_timestamp_ms(self) -> int | None:
+        raw = self.header(ORIGINAL_TIMESTAMP)
+        return int(raw) if raw and raw.isdigit() else None
 
     @property
     def failed_at(self) -> datetime | None:

@@ -4,7 +4,9 @@ A replayed record is the original key, value and headers, produced to the events
 two more headers: `hookstream.replay.group` (the one group that should process it; every
 other group's runtime skips it and moves on) and `hookstream.replay.source` (the DLQ record
 it came from). Going through the events topic keeps replay free of a second consume path:
-the group processes it like any record, with retries, DLQ and idempotent effects.
+the group processes it like any record, with retries, DLQ and idempotent effects. Its Kafka
+timestamp is at least `REPLAY_MIN_AGE_MS` after the original record's, the mark that makes
+members read its headers (`consumers.decoding`); a replay of a younger letter waits for it.
 
 "Never twice by accident": a ledger in the state store (`hookstream.state`: Redis when
 `HOOKSTREAM_REDIS_URL` is set, else the host's SQLite file) holds every DLQ position already
@@ -28,7 +30,14 @@ from datetime import datetime
 
 from confluent_kafka import Producer
 
-from consumers.dlq import REPLAY_GROUP, REPLAY_SOURCE, DeadLetter, original_headers, read_dead_letters
+from consumers.dlq import (
+    REPLAY_GROUP,
+    REPLAY_MIN_AGE_MS,
+    REPLAY_SOURCE,
+    DeadLetter,
+    original_headers,
+    read_dead_letters,
+)
 from consumers.errors import ConsumerError
 from hookstream.errors import StateStoreUnavailable
 from hookstream.kafka import ProducerConfig
@@ -114,6 +123,17 @@ def replay_headers(letter: DeadLetter, dlq_topic: str) -> list[tuple[str, bytes]
     ]
 
 
+def replay_timestamp_ms(letter: DeadLetter, now_ms: int) -> int:
+    """The replay's Kafka timestamp: now, and at least `REPLAY_MIN_AGE_MS` after the original
+    record's (a letter without that header is stamped from now: the safe side)."""
+    original = letter.original_timestamp_ms
+    return max(now_ms, (now_ms if original is None else original) + REPLAY_MIN_AGE_MS)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 @dataclass
 class ReplayReport:
     replayed: list[DeadLetter] = field(default_factory=list)
@@ -169,12 +189,18 @@ def _produce(settings: Settings, letters: list[DeadLetter], timeout_s: float = 6
     def on_delivery(letter: DeadLetter):  # type: ignore[no-untyped-def]
         return lambda err, _msg: acked.append(letter) if err is None else None
 
+    # A letter younger than REPLAY_MIN_AGE_MS is waited for, not stamped ahead: no record is
+    # stamped in the future. The cap bounds the wait for an original stamped ahead of this host's
+    # clock; the stamp below still marks that replay.
+    youngest = max((letter.original_timestamp_ms or 0 for letter in letters), default=0)
+    time.sleep(min(max(youngest + REPLAY_MIN_AGE_MS - _now_ms(), 0), REPLAY_MIN_AGE_MS) / 1000)
     for letter in letters:
         producer.produce(
             settings.topic,
             value=letter.value,
             key=letter.key,
             headers=replay_headers(letter, settings.dlq_topic),  # type: ignore[arg-type]
+            timestamp=replay_timestamp_ms(letter, _now_ms()),
             on_delivery=on_delivery(letter),
         )
         producer.poll(0)

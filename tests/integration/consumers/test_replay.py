@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 from confluent_kafka import Consumer, TopicPartition
 
-from consumers.dlq import REPLAY_GROUP, REPLAY_SOURCE, read_dead_letters
+from consumers.dlq import REPLAY_GROUP, REPLAY_MIN_AGE_MS, REPLAY_SOURCE, read_dead_letters
 from consumers.errors import PermanentError
 from consumers.runtime import Member
 from hookstream.cli import cli
@@ -122,3 +122,7 @@ def test_replayed_records_carry_their_address_and_source(settings: Settings) -> 
     assert second.header(REPLAY_SOURCE) is None  # the DLQ story is rewritten, not stacked
     assert second.header("dlq.original.offset") == "1" and first.header("dlq.original.offset") == "0"
     assert second.value == first.value == b"poison" and second.key == b"ws-1"
+    # Replayed seconds after the original, yet stamped as a replay: the mark members look for.
+    first_ms, second_ms = first.original_timestamp_ms, second.original_timestamp_ms
+    assert first_ms is not None and second_ms is not None
+    assert second_ms >= first_ms + REPLAY_MIN_AGE_MS

@@ -18,7 +18,7 @@ from consumers import replay as replay_module
 from consumers.dlq import DeadLetter, dead_letter_headers
 from consumers.errors import ConsumerError, PermanentError, UnknownGroupError
 from consumers.handler import Handler
-from consumers.replay import ReplayFilter, ReplayLedger, replay_headers
+from consumers.replay import ReplayFilter, ReplayLedger, replay_headers, replay_timestamp_ms
 from hookstream.settings import Settings
 from hookstream.state import open_store
 
@@ -198,3 +198,18 @@ def test_a_group_is_a_few_lines(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setitem(sys.modules, "team_thumbs", module)
     monkeypatch.setitem(registry.GROUPS, "thumbnailer", "team_thumbs:Thumbnailer")
     assert isinstance(registry.load("thumbnailer")(Settings(data_dir=tmp_path)), Thumbnailer)
+
+
+def test_a_replay_is_stamped_at_least_the_mark_after_its_original() -> None:
+    def letter(original_ms: str | None) -> DeadLetter:
+        headers = [(dlq.GROUP, b"indexer")]
+        if original_ms is not None:
+            headers.append((dlq.ORIGINAL_TIMESTAMP, original_ms.encode()))
+        return DeadLetter(1, 7, b"ws-1", b"value", headers)
+
+    now = 1_000_000
+    mark = dlq.REPLAY_MIN_AGE_MS
+    assert replay_timestamp_ms(letter(str(now - mark - 1)), now) == now  # old enough: now
+    assert replay_timestamp_ms(letter(str(now - 10)), now) == now - 10 + mark  # too young
+    assert replay_timestamp_ms(letter(None), now) == now + mark  # unknown original: the safe side
+    assert replay_timestamp_ms(letter("garbage"), now) == now + mark
