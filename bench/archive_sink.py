@@ -13,8 +13,8 @@ before that batch's records join their objects: about one batch in its favour at
 of the bench's 100,000 events).
 Rounds alternate the two sides; the median round counts. It also reports the objects per hour
 that the roll settings give at the archiver's rate, and, with `--rss-events`, the archiver's peak
-RSS while a million event_ids go through it (no Kafka: records are handed to it directly, in
-batches, as the runtime does).
+RSS (its process's and its claims process's) while a million event_ids go through it (no Kafka:
+records are handed to it directly, in batches, as the runtime does).
 
     python -m bench.archive_sink [--bootstrap HOST:PORT] [--events N] [--rounds R] [--rss-events N]
 
@@ -81,7 +81,7 @@ class ArchiveSinkResult:
     max_age_s: float
     objects_per_hour_per_partition: float  # at the archiver's median rate, from the roll rules
     rss_events: int
-    rss_mb: tuple[float, ...]  # the archiver process's RSS after each tenth of rss_events
+    rss_mb: tuple[float, ...]  # the archiver's RSS, its claims process's included, after each tenth
 
 
 def _processed(group: str) -> float:
@@ -154,9 +154,11 @@ def _count(settings: Settings) -> int:
 
 
 def rss_over(events: int, settings: Settings) -> tuple[float, ...]:
-    """The process's RSS after each tenth of `events` records handed to an archiver on S3."""
-    archiver = Archiver(settings)
+    """The RSS of the process and of the children the archiver started (its claims process) after
+    each tenth of `events` records handed to an archiver on S3."""
     me = psutil.Process()
+    others = {child.pid for child in me.children(recursive=True)}  # s3proxy's: not the archiver's
+    archiver = Archiver(settings)
     base = codec.Envelope(
         event_id="",
         provider="fastio",
@@ -183,7 +185,8 @@ def rss_over(events: int, settings: Settings) -> tuple[float, ...]:
             archiver.committed(archiver.pre_commit(processed))
             batch = []
         if n % (events // 10) == events // 10 - 1:
-            samples.append(round(me.memory_info().rss / 2**20, 1))
+            mine = [me, *(child for child in me.children(recursive=True) if child.pid not in others)]
+            samples.append(round(sum(process.memory_info().rss for process in mine) / 2**20, 1))
     archiver.close()
     return tuple(samples)
 

@@ -10,8 +10,9 @@ replaces it, never adding one beside it (even where the redo rolls elsewhere, as
 clock may). See docs/consumers.md for the roll points chosen.
 
 Two kinds of work run beside the member's own thread, so that a batch costs it little more than
-decoding: the event_id checks (`claim_many` in the state store: SQLite runs the statement without
-the GIL, Redis is a socket wait) and the uploads (deflate, then the PUT). A batch's records join
+decoding: the event_id checks (`claim_many` in the state store, made in a child process, see
+`consumers.archive.claims`, so that its Python work does not hold this process's GIL: a thread
+here only waits for the answer) and the uploads (deflate, then the PUT). A batch's records join
 their objects at the `pre_commit` after their own, when their check has had a batch to finish.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 
 import fastavro
 
+from consumers.archive.claims import ClaimProcess, Claims
 from consumers.archive.container import OpenObject, datum
 from consumers.archive.layout import RollPolicy, archive_schema, object_key
 from consumers.archive.storage import Storage, open_storage
@@ -33,7 +35,7 @@ from consumers.handler import Handler, Record
 from consumers.metrics import ARCHIVE_UPLOADS
 from hookstream.errors import StateStoreUnavailable
 from hookstream.settings import Settings
-from hookstream.state import StateStore, open_store, state_key
+from hookstream.state import state_key
 
 log = logging.getLogger("hookstream.consumers")
 
@@ -66,10 +68,11 @@ class Archiver(Handler):
     holds_records = True
 
     def __init__(
-        self, settings: Settings, storage: Storage | None = None, store: StateStore | None = None
+        self, settings: Settings, storage: Storage | None = None, store: Claims | None = None
     ) -> None:
         self._storage = storage or open_storage(settings)
-        self._store = store or open_store(settings)
+        # A store given (tests) is called in this process; else the claims run in a child process.
+        self._store: Claims = store or ClaimProcess(settings)
         self._group = "archiver"
         self._topic = settings.topic
         self._policy = RollPolicy(settings.archive_max_bytes, int(settings.archive_max_age_s * 1000))

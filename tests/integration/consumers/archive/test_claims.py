@@ -1,0 +1,199 @@
+"""The archiver's claims in a child process, against both state stores (SQLite, a real Redis): the
+store's own answers, from a spawned process of its own that close() ends and that ends with the
+member; a child killed or stuck fails that claim (StateStoreUnavailable) and the next claim starts
+another; the store's errors come back as StateStoreUnavailable and the child serves on."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from consumers.archive import claims
+from consumers.archive.claims import ClaimProcess
+from hookstream.errors import StateStoreUnavailable
+from hookstream.settings import Settings
+from hookstream.state import STATE_FILE, open_store, state_key
+from hookstream_dev.process import free_port_block
+
+
+@pytest.fixture
+def claim_process(state_settings: Settings) -> Iterator[ClaimProcess]:
+    process = ClaimProcess(state_settings)
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+def _keys(settings: Settings, *event_ids: str) -> list[str]:
+    return [state_key(settings.topic, "archived", event_id, group="archiver") for event_id in event_ids]
+
+
+def _gone(process: psutil.Process, within_s: float = 10.0) -> bool:
+    """Whether `process` ends within `within_s` (a zombie no one reaps has ended too)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_claims_answer_what_the_store_holds(claim_process: ClaimProcess, state_settings: Settings) -> None:
+    a, b, c = _keys(state_settings, "a", "b", "c")
+    assert claim_process.claim_many([a, b], 60, ["0:1", "0:2"]) == ["0:1", "0:2"]
+    assert claim_process.claim_many([c, a, b], 60, ["1:1", "1:2", "1:3"]) == ["1:1", "0:1", "0:2"]
+    assert claim_process.claim_many([], 60, []) == []
+    store = open_store(state_settings)  # the claims are in the store itself
+    assert [store.get(key) for key in (a, b, c)] == ["0:1", "0:2", "1:1"]
+    store.close()
+
+
+def test_the_child_is_a_spawned_process_that_close_ends(
+    claim_process: ClaimProcess, state_settings: Settings
+) -> None:
+    assert claim_process.name == open_store(state_settings).name
+    assert claim_process.pid is not None  # started with it, before the first claim
+    assert claim_process.pid != os.getpid()
+    claim_process.claim_many(_keys(state_settings, "a"), 60, ["0:1"])
+    child = psutil.Process(claim_process.pid)
+    assert child.ppid() == os.getpid()
+    assert "spawn_main" in " ".join(child.cmdline())  # a fresh interpreter, not a fork of this one
+    claim_process.close()
+    assert not child.is_running() and claim_process.pid is None
+    claim_process.close()  # a second close is no error
+
+
+def test_the_child_ends_when_the_member_is_killed(state_settings: Settings) -> None:
+    """kill -9 of the member closes its end of the pipe: the child leaves no orphan."""
+    args = [state_settings.topic, state_settings.redis_url or "", str(state_settings.data_dir)]
+    member = subprocess.Popen([sys.executable, "-c", _MEMBER, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert member.stdout is not None
+        child = psutil.Process(int(member.stdout.readline()))
+        assert child.ppid() == member.pid and child.is_running()
+    finally:
+        member.kill()
+        member.wait()
+    assert _gone(child)
+
+
+_MEMBER = """
+import sys
+import time
+from pathlib import Path
+from consumers.archive.claims import ClaimProcess
+from hookstream.settings import Settings
+
+settings = Settings(topic=sys.argv[1], redis_url=sys.argv[2] or None, data_dir=Path(sys.argv[3]))
+claims = ClaimProcess(settings)
+assert claims.claim_many(["k"], 60, ["0:1"]) == ["0:1"]
+print(claims.pid, flush=True)
+time.sleep(60)  # until killed
+"""
+
+
+def test_a_claim_that_finds_the_child_killed_raises_and_the_next_starts_another(
+    claim_process: ClaimProcess, state_settings: Settings
+) -> None:
+    a, b = _keys(state_settings, "a", "b")
+    assert claim_process.claim_many([a], 60, ["0:1"]) == ["0:1"]
+    assert claim_process.pid is not None
+    killed = psutil.Process(claim_process.pid)
+    killed.kill()  # SIGKILL, as the OOM killer would
+    with pytest.raises(StateStoreUnavailable, match="the claims process is gone"):
+        claim_process.claim_many([b], 60, ["0:2"])
+    assert not killed.is_running()  # reaped
+    assert claim_process.claim_many([a, b], 60, ["1:1", "0:2"]) == ["0:1", "0:2"]
+    assert claim_process.pid not in (None, killed.pid)
+
+
+@contextmanager
+def _stalled(settings: Settings) -> Iterator[None]:
+    """The store stops answering for a while: another writer holds SQLite's file; Redis sleeps."""
+    if settings.redis_url:
+        client = redis.Redis.from_url(settings.redis_url)
+        sleeper = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", "1.5"))
+        sleeper.start()
+        time.sleep(0.2)
+        try:
+            yield
+        finally:
+            sleeper.join()
+            client.close()
+    else:
+        db = sqlite3.connect(settings.data_dir / STATE_FILE, isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+
+
+def test_a_child_that_does_not_answer_in_time_is_killed_and_the_next_claim_starts_another(
+    claim_process: ClaimProcess, state_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = _keys(state_settings, "a", "b")
+    assert claim_process.claim_many([a], 60, ["0:1"]) == ["0:1"]  # started, its store opened
+    assert claim_process.pid is not None
+    stuck = psutil.Process(claim_process.pid)
+    with _stalled(state_settings), monkeypatch.context() as patched:
+        patched.setattr(claims, "CLAIM_DEADLINE_S", 0.5)  # below the store's own 2 s
+        with pytest.raises(StateStoreUnavailable, match=r"did not answer within 0\.5s"):
+            claim_process.claim_many([b], 60, ["0:2"])
+        assert not stuck.is_running()
+    # Back at its own deadline, the next claim leaves a new child the time to start.
+    assert claim_process.claim_many([a, b], 60, ["1:1", "0:2"]) == ["0:1", "0:2"]
+    assert claim_process.pid not in (None, stuck.pid)
+
+
+def test_a_store_that_fails_in_the_child_raises_state_store_unavailable(
+    state_settings: Settings, tmp_path: Path
+) -> None:
+    if state_settings.redis_url:  # nothing listens there
+        broken = replace(state_settings, redis_url=f"redis://127.0.0.1:{free_port_block(1)}/0")
+    else:  # the data dir cannot be created under a file
+        (tmp_path / "file-not-dir").write_text("")
+        broken = replace(state_settings, data_dir=tmp_path / "file-not-dir" / "data")
+    claim_process = ClaimProcess(broken)
+    try:
+        for _ in range(2):
+            with pytest.raises(StateStoreUnavailable) as raised:
+                claim_process.claim_many(["k"], 60, ["0:1"])
+            assert str(raised.value).startswith(claim_process.name)  # the store's own message
+            assert "claims process" not in str(raised.value)
+        served = claim_process.pid
+        assert served is not None and psutil.Process(served).is_running()  # one child served both
+    finally:
+        claim_process.close()
+
+
+def test_an_error_in_the_child_is_raised_and_the_child_serves_on(
+    claim_process: ClaimProcess, state_settings: Settings
+) -> None:
+    """A call the store refuses (a value short: ValueError in SQLite, a script error in Redis)
+    comes back as StateStoreUnavailable; the same child answers the next claim."""
+    a, b = _keys(state_settings, "a", "b")
+    with pytest.raises(StateStoreUnavailable) as raised:
+        claim_process.claim_many([a, b], 60, ["0:1"])
+    assert "claims process" not in str(raised.value)
+    served = claim_process.pid
+    assert served is not None
+    assert claim_process.claim_many([a, b], 60, ["0:1", "0:2"]) == ["0:1", "0:2"]
+    assert claim_process.pid == served
