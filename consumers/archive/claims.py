@@ -6,13 +6,14 @@ next batch meanwhile; in a child it holds only the child's, and the member's wai
 none (figures: docs/benchmarks/what-was-tried.md).
 
 The child is spawned (never forked: librdkafka's threads do not survive a fork) with the
-archiver, so that its start (an interpreter and the imports) is paid before the first records.
-It opens the store itself, answers one claim at a time over a pipe, and exits when the member's
-end of the pipe closes, so a member killed with -9 leaves no orphan. A claim that finds the child
-dead (killed, crashed) or not answering within CLAIM_DEADLINE_S raises StateStoreUnavailable, as
-a failing store does, and the next claim starts a fresh child. It is not retried here: the
-archiver already keeps a batch whose claim failed and makes it again at its next poll (logging
-why), and a retry here could double the time the member's thread may wait for it.
+archiver, which waits until it is ready, so that its start (an interpreter, the imports, which
+include the program's main module: spawn's rule) is not paid by the first batches. It opens the
+store itself, answers one claim at a time over a pipe, and exits when the member's end of the
+pipe closes, so a member killed with -9 leaves no orphan. A claim that finds the child dead
+(killed, crashed) or not answering within CLAIM_DEADLINE_S raises StateStoreUnavailable, as a
+failing store does, and the next claim starts a fresh child. It is not retried here: the archiver
+already keeps a batch whose claim failed and makes it again at its next poll (logging why), and
+a retry here could double the time the member's thread may wait for it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def _serve(conn: Connection, settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store = open_store(settings)
     try:
+        conn.send([])  # ready (an empty answer): the imports are done
         while True:
             keys, ttl_s, values = conn.recv()
             reply: Reply
@@ -81,7 +83,10 @@ class ClaimProcess:
         self._lock = threading.Lock()  # the checks thread and the member's (a batch claimed late)
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
-        self._start()
+        try:
+            self._start()
+        except (EOFError, OSError):  # the first claim starts another, and reports its failure
+            self._stop(0)
 
     @property
     def pid(self) -> int | None:
@@ -118,6 +123,10 @@ class ClaimProcess:
         process.start()
         theirs.close()  # held by the child alone now, so its death reads as EOF here
         self._process, self._conn = process, ours
+        # Waited for, so that its start (an interpreter, the imports) is not paid by a batch.
+        if not ours.poll(CLAIM_DEADLINE_S):
+            raise TimeoutError(f"did not start within {CLAIM_DEADLINE_S:g}s")
+        ours.recv()
         return ours
 
     def _stop(self, wait_s: float) -> None:
