@@ -189,9 +189,9 @@ def _produce(settings: Settings, letters: list[DeadLetter], timeout_s: float = 6
     def on_delivery(letter: DeadLetter):  # type: ignore[no-untyped-def]
         return lambda err, _msg: acked.append(letter) if err is None else None
 
-    # A letter younger than REPLAY_MIN_AGE_MS is waited for, not stamped ahead: no record is
-    # stamped in the future. The cap bounds the wait for an original stamped ahead of this host's
-    # clock; the stamp below still marks that replay.
+    # A letter younger than REPLAY_MIN_AGE_MS is waited for, so that its replay is not stamped
+    # ahead of the clock. The cap bounds the wait for an original stamped ahead of this host's
+    # clock; a replay of that, or of a letter without the original's stamp, is stamped ahead.
     youngest = max((letter.original_timestamp_ms or 0 for letter in letters), default=0)
     time.sleep(min(max(youngest + REPLAY_MIN_AGE_MS - _now_ms(), 0), REPLAY_MIN_AGE_MS) / 1000)
     for letter in letters:

@@ -9,9 +9,12 @@ The child is spawned (never forked: librdkafka's threads do not survive a fork) 
 archiver, which waits until it is ready, so that its start (an interpreter, the imports, which
 include the program's main module: spawn's rule) is not paid by the first batches. It opens the
 store itself, answers one claim at a time over a pipe, and exits when the member's end of the
-pipe closes, so a member killed with -9 leaves no orphan. A claim that finds the child dead
-(killed, crashed) or not answering within CLAIM_DEADLINE_S raises StateStoreUnavailable, as a
-failing store does, and the next claim starts a fresh child. It is not retried here: the archiver
+pipe closes, so a member killed with -9 leaves no orphan. It runs in a process group of its own,
+so the signal that stops the member's group leaves it to answer the member's last batch. The
+store's errors come back as they are raised in process: StateStoreUnavailable, or ClaimsFailed
+for anything else (a bug). A claim that finds the child dead (killed, crashed) or not answering
+within CLAIM_DEADLINE_S raises StateStoreUnavailable, as a failing store does, and the next claim
+starts a fresh child. It is not retried here: the archiver
 already keeps a batch whose claim failed and makes it again at its next poll (logging why), and
 a retry here could double the time the member's thread may wait for it.
 """
@@ -19,14 +22,14 @@ a retry here could double the time the member's thread may wait for it.
 from __future__ import annotations
 
 import multiprocessing
-import signal
+import os
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Protocol
 
-from hookstream.errors import StateStoreUnavailable
+from hookstream.errors import HookstreamError, StateStoreUnavailable
 from hookstream.settings import Settings
 from hookstream.state import open_store
 
@@ -38,7 +41,13 @@ CLAIM_DEADLINE_S = 30.0
 # How long close() lets the child close its store before it is killed.
 _CLOSE_WAIT_S = 5.0
 
-Reply = list[str] | str  # the values the keys hold, or why the claim failed
+_UNAVAILABLE, _FAILED = "unavailable", "failed"  # the store's own error; anything else (a bug)
+Reply = list[str] | tuple[str, str]  # the values the keys hold, or (which failure, why)
+
+
+class ClaimsFailed(HookstreamError):
+    """The store raised something other than StateStoreUnavailable in the child: a bug, not an
+    outage, so the archiver stops rather than waits it out."""
 
 
 class Claims(Protocol):
@@ -53,8 +62,9 @@ class Claims(Protocol):
 
 def _serve(conn: Connection, settings: Settings) -> None:
     """The child: one claim per request, until the member's end of the pipe closes."""
-    # Ctrl-C reaches the whole process group; the member stops on it, then closes this child.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A group of its own: the SIGTERM or Ctrl-C that stops the member's process group (honcho,
+    # Kubernetes, a terminal) must not end this child while the member finishes its last batch.
+    os.setpgid(0, 0)
     store = open_store(settings)
     try:
         conn.send([])  # ready (an empty answer): the imports are done
@@ -64,9 +74,9 @@ def _serve(conn: Connection, settings: Settings) -> None:
             try:
                 reply = store.claim_many(keys, ttl_s, values)
             except StateStoreUnavailable as exc:
-                reply = str(exc)
+                reply = (_UNAVAILABLE, str(exc))
             except Exception as exc:  # a bug: the member hears of it, and the next claim is served
-                reply = f"{type(exc).__name__}: {exc}"
+                reply = (_FAILED, f"{type(exc).__name__}: {exc}")
             conn.send(reply)
     except (EOFError, OSError):  # the member closed its end, or is gone (even after kill -9)
         pass
@@ -83,6 +93,7 @@ class ClaimProcess:
         self._lock = threading.Lock()  # the checks thread and the member's (a batch claimed late)
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._closed = False
         try:
             self._start()
         except (EOFError, OSError):  # the first claim starts another, and reports its failure
@@ -97,14 +108,17 @@ class ClaimProcess:
         if not keys:
             return []
         with self._lock:
+            if self._closed:
+                raise StateStoreUnavailable(f"{self.name}: the claims process is closed")
             try:
                 conn = self._conn if self._conn is not None else self._start()
                 conn.send((keys, ttl_s, values))
                 if conn.poll(CLAIM_DEADLINE_S):
                     reply: Reply = conn.recv()
-                    if isinstance(reply, str):
-                        raise StateStoreUnavailable(reply)
-                    return reply
+                    if isinstance(reply, list):
+                        return reply
+                    kind, why = reply
+                    raise StateStoreUnavailable(why) if kind == _UNAVAILABLE else ClaimsFailed(why)
                 failure = f"did not answer within {CLAIM_DEADLINE_S:g}s"
             except (EOFError, OSError) as exc:  # no child to ask (died, or could not start)
                 failure = f"is gone ({type(exc).__name__})"
@@ -142,4 +156,5 @@ class ClaimProcess:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True  # a claim after this would start a child no one closes
             self._stop(_CLOSE_WAIT_S)

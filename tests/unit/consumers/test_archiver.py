@@ -190,6 +190,7 @@ def test_roll_points_depend_on_the_records_only(tmp_path: Path) -> None:
         for _ in range(12):
             durable = _poll(archiver, {0: 40})
         assert durable == {0: 35}  # the object still open began with the hour
+        archiver.close()
         storage = open_storage(settings)
         objects.append({key: storage.get(key) for key in storage.keys("events/")})
     first, redo = objects
@@ -274,6 +275,7 @@ def test_records_copied_from_kafka_bytes_read_back_as_encoding_them_would(tmp_pa
         archiver = Archiver(settings)
         _run(archiver, records)
         _drain(archiver, {3: 5})
+        archiver.close()
         (key,) = _keys(settings)
         with (tmp_path / name / "archive" / key).open("rb") as fo:
             read.append(list(fastavro.reader(fo)))  # type: ignore[arg-type]

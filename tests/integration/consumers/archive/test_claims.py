@@ -6,6 +6,7 @@ another; the store's errors come back as StateStoreUnavailable and the child ser
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -184,16 +185,65 @@ def test_a_store_that_fails_in_the_child_raises_state_store_unavailable(
         claim_process.close()
 
 
-def test_an_error_in_the_child_is_raised_and_the_child_serves_on(
+def test_an_error_in_the_child_is_raised_as_in_process_and_the_child_serves_on(
     claim_process: ClaimProcess, state_settings: Settings
 ) -> None:
-    """A call the store refuses (a value short: ValueError in SQLite, a script error in Redis)
-    comes back as StateStoreUnavailable; the same child answers the next claim."""
+    """A call the store refuses (a value short: ValueError in SQLite, a script error that the Redis
+    store reports as unavailable) is an outage only where the store says so; a bug stays a bug
+    (ClaimsFailed), which stops the archiver rather than being waited out. The same child answers
+    the next claim."""
     a, b = _keys(state_settings, "a", "b")
-    with pytest.raises(StateStoreUnavailable) as raised:
+    direct = open_store(state_settings)
+    with pytest.raises(Exception) as in_process:
+        direct.claim_many([a, b], 60, ["0:1"])
+    direct.close()
+    with pytest.raises((StateStoreUnavailable, claims.ClaimsFailed)) as raised:
         claim_process.claim_many([a, b], 60, ["0:1"])
+    outage = isinstance(in_process.value, StateStoreUnavailable)
+    assert isinstance(raised.value, StateStoreUnavailable) is outage
+    assert isinstance(raised.value, claims.ClaimsFailed) is not outage
     assert "claims process" not in str(raised.value)
     served = claim_process.pid
     assert served is not None
     assert claim_process.claim_many([a, b], 60, ["0:1", "0:2"]) == ["0:1", "0:2"]
     assert claim_process.pid == served
+
+
+def test_the_signal_that_stops_the_members_group_leaves_the_child_to_answer_its_last_claim(
+    state_settings: Settings,
+) -> None:
+    """Honcho, Kubernetes and a terminal stop the member's whole process group; the member then
+    finishes its batch, whose claim the child must still answer."""
+    args = [state_settings.topic, state_settings.redis_url or "", str(state_settings.data_dir)]
+    command = [sys.executable, "-c", _STOPPING_MEMBER, *args]
+    member = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert member.stdout is not None
+        child = psutil.Process(int(member.stdout.readline()))
+        os.killpg(member.pid, signal.SIGTERM)
+        assert member.stdout.readline().strip() == "['0:1']"
+        assert member.wait(30) == 0
+    finally:
+        member.kill()
+        member.wait()
+    assert _gone(child)
+
+
+_STOPPING_MEMBER = """
+import signal
+import sys
+import time
+from pathlib import Path
+from consumers.archive.claims import ClaimProcess
+from hookstream.settings import Settings
+
+settings = Settings(topic=sys.argv[1], redis_url=sys.argv[2] or None, data_dir=Path(sys.argv[3]))
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))  # a graceful stop, as the runtime's
+claims = ClaimProcess(settings)
+print(claims.pid, flush=True)
+while not stopping:
+    time.sleep(0.05)
+print(claims.claim_many(["k"], 60, ["0:1"]), flush=True)  # the last batch's claim
+claims.close()
+"""
