@@ -80,21 +80,18 @@ def test_the_child_is_a_spawned_process_that_close_ends(
     claim_process.close()  # a second close is no error
 
 
-def test_the_child_ends_when_the_member_is_killed(state_settings: Settings) -> None:
-    """kill -9 of the member closes its end of the pipe: the child leaves no orphan."""
-    args = [state_settings.topic, state_settings.redis_url or "", str(state_settings.data_dir)]
-    member = subprocess.Popen([sys.executable, "-c", _MEMBER, *args], stdout=subprocess.PIPE, text=True)
-    try:
-        assert member.stdout is not None
-        child = psutil.Process(int(member.stdout.readline()))
-        assert child.ppid() == member.pid and child.is_running()
-    finally:
-        member.kill()
-        member.wait()
-    assert _gone(child)
+def _member(settings: Settings) -> tuple[subprocess.Popen[str], psutil.Process]:
+    """A member in a process group of its own, with its claims process: it waits for SIGTERM (a
+    graceful stop), then makes its last batch's claim and prints the answer."""
+    args = [settings.topic, settings.redis_url or "", str(settings.data_dir)]
+    command = [sys.executable, "-c", _MEMBER, *args]
+    member = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert member.stdout is not None
+    return member, psutil.Process(int(member.stdout.readline()))
 
 
 _MEMBER = """
+import signal
 import sys
 import time
 from pathlib import Path
@@ -102,11 +99,26 @@ from consumers.archive.claims import ClaimProcess
 from hookstream.settings import Settings
 
 settings = Settings(topic=sys.argv[1], redis_url=sys.argv[2] or None, data_dir=Path(sys.argv[3]))
+stopping = []
+signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))  # a graceful stop, as the runtime's
 claims = ClaimProcess(settings)
-assert claims.claim_many(["k"], 60, ["0:1"]) == ["0:1"]
 print(claims.pid, flush=True)
-time.sleep(60)  # until killed
+while not stopping:
+    time.sleep(0.05)
+print(claims.claim_many(["k"], 60, ["0:1"]), flush=True)  # the last batch's claim
+claims.close()
 """
+
+
+def test_the_child_ends_when_the_member_is_killed(state_settings: Settings) -> None:
+    """kill -9 of the member closes its end of the pipe: the child leaves no orphan."""
+    member, child = _member(state_settings)
+    try:
+        assert child.ppid() == member.pid and child.is_running()
+    finally:
+        member.kill()
+        member.wait()
+    assert _gone(child)
 
 
 def test_a_claim_that_finds_the_child_killed_raises_and_the_next_starts_another(
@@ -214,12 +226,9 @@ def test_the_signal_that_stops_the_members_group_leaves_the_child_to_answer_its_
 ) -> None:
     """Honcho, Kubernetes and a terminal stop the member's whole process group; the member then
     finishes its batch, whose claim the child must still answer."""
-    args = [state_settings.topic, state_settings.redis_url or "", str(state_settings.data_dir)]
-    command = [sys.executable, "-c", _STOPPING_MEMBER, *args]
-    member = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    member, child = _member(state_settings)
     try:
         assert member.stdout is not None
-        child = psutil.Process(int(member.stdout.readline()))
         os.killpg(member.pid, signal.SIGTERM)
         assert member.stdout.readline().strip() == "['0:1']"
         assert member.wait(30) == 0
@@ -227,23 +236,3 @@ def test_the_signal_that_stops_the_members_group_leaves_the_child_to_answer_its_
         member.kill()
         member.wait()
     assert _gone(child)
-
-
-_STOPPING_MEMBER = """
-import signal
-import sys
-import time
-from pathlib import Path
-from consumers.archive.claims import ClaimProcess
-from hookstream.settings import Settings
-
-settings = Settings(topic=sys.argv[1], redis_url=sys.argv[2] or None, data_dir=Path(sys.argv[3]))
-stopping = []
-signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))  # a graceful stop, as the runtime's
-claims = ClaimProcess(settings)
-print(claims.pid, flush=True)
-while not stopping:
-    time.sleep(0.05)
-print(claims.claim_many(["k"], 60, ["0:1"]), flush=True)  # the last batch's claim
-claims.close()
-"""
