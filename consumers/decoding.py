@@ -66,9 +66,8 @@ class Decoder:
         except SchemaError as exc:
             return None if self._addressed_elsewhere(msg) else exc
         timestamp_ms = msg.timestamp()[1]
-        if timestamp_ms - envelope.received_at.timestamp() * 1000 >= REPLAY_MIN_AGE_MS and (
-            self._addressed_elsewhere(msg)
-        ):
+        may_be_replay = timestamp_ms - envelope.received_at.timestamp() * 1000 >= REPLAY_MIN_AGE_MS
+        if may_be_replay and self._addressed_elsewhere(msg):
             return None
         return Record(envelope, topic, partition, offset, timestamp_ms, value)
 

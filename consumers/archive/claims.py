@@ -14,9 +14,9 @@ so the signal that stops the member's group leaves it to answer the member's las
 store's errors come back as they are raised in process: StateStoreUnavailable, or ClaimsFailed
 for anything else (a bug). A claim that finds the child dead (killed, crashed) or not answering
 within CLAIM_DEADLINE_S raises StateStoreUnavailable, as a failing store does, and the next claim
-starts a fresh child. It is not retried here: the archiver
-already keeps a batch whose claim failed and makes it again at its next poll (logging why), and
-a retry here could double the time the member's thread may wait for it.
+starts a fresh child. It is not retried here: the archiver already keeps a batch whose claim
+failed and makes it again at its next poll (logging why), and a retry here could double the time
+the member's thread may wait for it.
 """
 
 from __future__ import annotations
