@@ -2,7 +2,7 @@
 
 - archiver: a group member (`Member` + `Archiver`) on a fresh consumer group over a pre-filled
   topic, writing to a bucket of a local s3proxy: decode, event_id check in the state store (in
-  its own thread), objects rolled and uploaded (in another), offsets committed after each upload.
+  a child process), objects rolled and uploaded (in another), offsets committed after each upload.
 - plain loop: a confluent-kafka consumer over the same topic that writes the same Avro blocks
   (the same record bytes, the same roll points) and puts the same objects with boto3.
 
@@ -13,7 +13,7 @@ before that batch's records join their objects: about one batch in its favour at
 of the bench's 100,000 events).
 Rounds alternate the two sides; the median round counts. It also reports the objects per hour
 that the roll settings give at the archiver's rate, and, with `--rss-events`, the archiver's peak
-RSS (its process's and its claims process's) while a million event_ids go through it (no Kafka:
+RSS (its process's and its child processes') while a million event_ids go through it (no Kafka:
 records are handed to it directly, in batches, as the runtime does).
 
     python -m bench.archive_sink [--bootstrap HOST:PORT] [--events N] [--rounds R] [--rss-events N]
@@ -81,7 +81,7 @@ class ArchiveSinkResult:
     max_age_s: float
     objects_per_hour_per_partition: float  # at the archiver's median rate, from the roll rules
     rss_events: int
-    rss_mb: tuple[float, ...]  # the archiver's RSS, its claims process's included, after each tenth
+    rss_mb: tuple[float, ...]  # the archiver's RSS, its children's included, after each tenth
 
 
 def _processed(group: str) -> float:
@@ -134,7 +134,7 @@ def run_plain(settings: Settings, events: int) -> SideRate:
                 record = Record(codec.decode(value), settings.topic, partition, offset, ts, value)
                 current = open_objects.get(partition)
                 if current is not None and policy.rolls_before(current.first_timestamp_ms, current.size, ts):
-                    s3.put_object(Bucket=BUCKET, Key=prefix + current.key, Body=current.encode(parsed))
+                    s3.put_object(Bucket=BUCKET, Key=prefix + current.key, Body=current.encode())
                     puts += 1
                     current = None
                 if current is None:
@@ -154,7 +154,7 @@ def _count(settings: Settings) -> int:
 
 
 def rss_over(events: int, settings: Settings) -> tuple[float, ...]:
-    """The RSS of the process and of the children the archiver started (its claims process) after
+    """The RSS of the process and of the children the archiver started (claims, uploads) after
     each tenth of `events` records handed to an archiver on S3."""
     me = psutil.Process()
     others = {child.pid for child in me.children(recursive=True)}  # s3proxy's: not the archiver's

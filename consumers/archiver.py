@@ -10,10 +10,11 @@ replaces it, never adding one beside it (even where the redo rolls elsewhere, as
 clock may). See docs/consumers.md for the roll points chosen.
 
 Two kinds of work run beside the member's own thread, so that a batch costs it little more than
-decoding: the event_id checks (`claim_many` in the state store, made in a child process, see
-`consumers.archive.claims`, so that its Python work does not hold this process's GIL: a thread
-here only waits for the answer) and the uploads (deflate, then the PUT). A batch's records join
-their objects at the `pre_commit` after their own, when their check has had a batch to finish.
+decoding: the event_id checks (`claim_many` in the state store) and the uploads (deflate, then
+the PUT). Each is made in a child process of its own (see `consumers.archive.child`), so that its
+Python work does not hold this process's GIL: a thread here only sends it and waits for the
+answer. A batch's records join their objects at the `pre_commit` after their own, when their
+check has had a batch to finish.
 """
 
 from __future__ import annotations
@@ -26,21 +27,18 @@ from typing import Any
 
 import fastavro
 
-from consumers.archive.claims import ClaimProcess, Claims
+from consumers.archive.claims import ClaimProcess
 from consumers.archive.container import OpenObject, datum
 from consumers.archive.layout import RollPolicy, archive_schema, object_key
-from consumers.archive.storage import Storage, open_storage
+from consumers.archive.uploads import UploadProcess
 from consumers.errors import TransientError, is_transient
 from consumers.handler import Handler, Record
 from consumers.metrics import ARCHIVE_UPLOADS
 from hookstream.errors import StateStoreUnavailable
 from hookstream.settings import Settings
-from hookstream.state import state_key
 
 log = logging.getLogger("hookstream.consumers")
 
-# Fast.io retries a delivery for up to 24 h: a second copy of an event arrives within that horizon.
-EVENT_ID_WINDOW_S = 26 * 3600
 # Rolled objects a partition may hold while uploads fail before the member stops taking records
 # (memory is the limit: each is up to HOOKSTREAM_ARCHIVE_MAX_BYTES).
 MAX_WAITING_PER_PARTITION = 4
@@ -50,16 +48,12 @@ MAX_UNCHECKED_BATCHES = 8
 Position = tuple[int, int]  # partition, offset
 
 
-def _escaped(part: str) -> str:
-    """A key part as `state_key` escapes it; event_ids rarely hold either character."""
-    return part.replace("%", "%25").replace(":", "%3A") if ("%" in part or ":" in part) else part
-
-
 class _PendingBatch:
     """The records one batch handed over, and the check of their event_ids, running meanwhile."""
 
-    def __init__(self, check: Future[dict[Position, bool]] | None) -> None:
+    def __init__(self, check: Future[set[Position]] | None, checking: int = 0) -> None:
         self.check = check  # None: not started, or failed (made again when the batch is archived)
+        self.checking = checking  # how many records the check covers: handle() adds no others
         self.records: list[Record] = []
         self.polled_since = False  # a pre_commit ran since it was handed over: archive it at the next
 
@@ -67,12 +61,9 @@ class _PendingBatch:
 class Archiver(Handler):
     holds_records = True
 
-    def __init__(
-        self, settings: Settings, storage: Storage | None = None, store: Claims | None = None
-    ) -> None:
-        self._storage = storage or open_storage(settings)
-        # A store given (tests) is called in this process; else the claims run in a child process.
-        self._store: Claims = store or ClaimProcess(settings)
+    def __init__(self, settings: Settings) -> None:
+        self._claims = ClaimProcess(settings)
+        self._storage = UploadProcess(settings)
         self._group = "archiver"
         self._topic = settings.topic
         self._policy = RollPolicy(settings.archive_max_bytes, int(settings.archive_max_age_s * 1000))
@@ -80,8 +71,6 @@ class Archiver(Handler):
         self._schema: Any = fastavro.parse_schema(archive_schema())
         self._open: dict[int, OpenObject] = {}
         self._rolled: dict[int, deque[OpenObject]] = {}
-        # Every claim's key is this prefix and the event_id (state_key's form, built once).
-        self._key_prefix = state_key(self._topic, "archived", "", group=self._group)
         self._pending: deque[_PendingBatch] = deque()  # handed over, not archived yet; oldest first
         self._checks = ThreadPoolExecutor(1, thread_name_prefix="archive-checks")
         self._uploads = ThreadPoolExecutor(1, thread_name_prefix="archive-uploads")
@@ -97,25 +86,25 @@ class Archiver(Handler):
 
     def start_batch(self, records: list[Record]) -> None:
         if records:  # an idle poll adds nothing to wait for
-            self._pending.append(_PendingBatch(self._checks.submit(self._check, records)))
+            self._pending.append(_PendingBatch(self._checks.submit(self._check, records), len(records)))
 
     def handle(self, record: Record) -> None:
-        """Queue the record: it joins its object once its event_id is checked (see pre_commit)."""
+        """Queue the record: it joins its object once its event_id is checked (see pre_commit). The
+        runtime hands over records of the batch given to start_batch; a record handed over without
+        start_batch (a test) is checked when its batch is archived."""
         if not self._pending:  # handed over without start_batch (a test): checked when archived
             self._pending.append(_PendingBatch(None))
         self._pending[-1].records.append(record)
 
-    def _check(self, records: list[Record]) -> dict[Position, bool]:
-        """Whether each record is the first Kafka copy of its event (False for a second copy of an
-        archived event). The store keeps the position of the copy archived, so a redo of that
-        very record (after a crash or a rebalance) is archived again, as it must be."""
-        keys = [self._key_prefix + _escaped(r.envelope.event_id) for r in records]
-        positions = [f"{r.partition}:{r.offset}" for r in records]
+    def _check(self, records: list[Record]) -> set[Position]:
+        """The positions of the records that are second Kafka copies of an archived event."""
         try:
-            held = self._store.claim_many(keys, EVENT_ID_WINDOW_S, positions)
+            seconds = self._claims.second_copies(
+                [(r.envelope.event_id, r.partition, r.offset) for r in records]
+            )
         except StateStoreUnavailable as exc:
             raise TransientError(str(exc)) from exc
-        return {(r.partition, r.offset): h == p for r, h, p in zip(records, held, positions, strict=True)}
+        return {(records[i].partition, records[i].offset) for i in seconds}
 
     def _archive_checked(self) -> None:
         """Add to their objects the records of every batch handed over before the last call; those
@@ -124,22 +113,24 @@ class Archiver(Handler):
         while self._pending and self._pending[0].polled_since:
             batch = self._pending[0]
             try:
-                first = batch.check.result() if batch.check is not None else {}
-                missing = [r for r in batch.records if (r.partition, r.offset) not in first]
-                if missing:  # not handed to start_batch, or its check failed: check them now
-                    first = {**first, **self._check(missing)}
+                if batch.check is not None and len(batch.records) <= batch.checking:
+                    seconds = batch.check.result()
+                else:  # handed over without start_batch, or its check failed: check them now
+                    seconds = self._check(batch.records)
             except Exception as exc:
                 batch.check = None
                 if not is_transient(exc):
                     raise
                 log.warning(
                     "event_id check failed, will retry",
-                    extra={"fields": {"group": self._group, "store": self._store.name, "error": str(exc)}},
+                    extra={"fields": {"group": self._group, "store": self._claims.name, "error": str(exc)}},
                 )
                 break
-            for record in batch.records:
-                if first[(record.partition, record.offset)]:
-                    self._add(record)
+            records = batch.records
+            if seconds:  # rare: most batches hold no second copy
+                records = [r for r in records if (r.partition, r.offset) not in seconds]
+            for record in records:
+                self._add(record)
             self._pending.popleft()
         for batch in self._pending:
             batch.polled_since = True
@@ -213,8 +204,8 @@ class Archiver(Handler):
             self._in_flight[partition] = self._uploads.submit(self._upload, obj)
 
     def _upload(self, obj: OpenObject) -> None:
-        """In the upload thread: deflate and the PUT run beside the member's own work."""
-        self._storage.put(obj.key, obj.encode(self._schema))
+        """In the upload thread, which waits while the upload process deflates and stores it."""
+        self._storage.put(obj.key, obj.blocks())
 
     def _collect_uploads(self) -> None:
         """Take the uploads finished since the last call: a stored object leaves its partition's
@@ -269,4 +260,5 @@ class Archiver(Handler):
         self._in_flight.clear()
         self._open.clear()
         self._rolled.clear()
-        self._store.close()
+        self._claims.close()
+        self._storage.close()

@@ -9,6 +9,7 @@ addressed path-style, because its buckets have no DNS names of their own.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
 import boto3
@@ -44,17 +45,25 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
         self.name = f"s3://{bucket}/{self.prefix}"
-        self._client = _client()
+
+    @cached_property
+    def _client(self) -> Any:
+        # Built at first use, outside the calls' error mapping (a configuration error is no outage):
+        # the archiver's own process only names the storage, its child process uploads, and a
+        # client would cost the member about 15 MB.
+        return _client()
 
     def put(self, key: str, data: bytes) -> None:
+        client = self._client
         try:
-            self._client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+            client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
         except (BotoCoreError, ClientError) as exc:
             raise _failure("write", self.name + key, exc) from exc
 
     def get(self, key: str) -> bytes:
+        client = self._client
         try:
-            body: bytes = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+            body: bytes = client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
         except (BotoCoreError, ClientError) as exc:
             raise _failure("read", self.name + key, exc) from exc
         return body

@@ -11,10 +11,9 @@ from consumers.archive.storage import Storage, open_storage
 from hookstream.settings import Settings
 
 
-@pytest.fixture(params=["local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    url = str(tmp_path / "archive") if request.param == "local" else request.getfixturevalue("s3_archive_url")
-    return open_storage(replace(Settings(), data_dir=tmp_path, archive_url=url))
+@pytest.fixture
+def storage(any_archive_url: str, tmp_path: Path) -> Storage:
+    return open_storage(replace(Settings(), data_dir=tmp_path, archive_url=any_archive_url))
 
 
 def test_an_object_reads_back_as_written_and_a_second_put_replaces_it(storage: Storage) -> None:

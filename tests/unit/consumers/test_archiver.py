@@ -21,7 +21,6 @@ from consumers.errors import TransientError
 from consumers.handler import Record
 from hookstream.errors import ConfigError
 from hookstream.settings import Settings
-from hookstream.state import open_store
 from schemas.codec import CURRENT_VERSION, Envelope, schema_versions
 
 T0 = int(datetime(2026, 1, 1, 10, 0, tzinfo=UTC).timestamp() * 1000)
@@ -235,16 +234,17 @@ def test_while_the_store_is_unreachable_batches_wait_then_are_archived_once(tmp_
     the member stops taking records once too many wait; once the store answers, all go in once."""
     blocker = tmp_path / "blocker"
     blocker.write_text("")  # the store's directory cannot be created while this is a file
-    settings = _settings(tmp_path, archive_max_age_s=0.001)
-    archiver = Archiver(settings, store=open_store(replace(settings, data_dir=blocker / "data"), 0.5))
+    settings = _settings(
+        tmp_path, archive_max_age_s=0.001, archive_url=str(tmp_path / "archive"), data_dir=blocker / "data"
+    )
+    archiver = Archiver(settings)
     offsets = iter(range(100))
     with pytest.raises(TransientError, match="wait for their event_id check"):
         for _ in range(MAX_UNCHECKED_BATCHES + 1):
             batch = [_record(0, next(offsets)) for _ in range(3)]
             assert _run(archiver, batch) == {0: 0}
     assert _keys(settings) == []
-    blocker.unlink()
-    blocker.mkdir()
+    blocker.unlink()  # the store makes its directory at its next try, which may already be running
     processed = next(offsets)
     _drain(archiver, {0: processed})
     archiver.close()
@@ -287,9 +287,10 @@ def test_records_copied_from_kafka_bytes_read_back_as_encoding_them_would(tmp_pa
 
 def test_verify_reports_gaps_duplicates_and_broken_objects(tmp_path: Path) -> None:
     settings = _settings(tmp_path, archive_max_age_s=0.001)
+    settings = replace(settings, archive_url=str(tmp_path / "archive"))
     storage = open_storage(settings)
     for data_dir, offsets in (("a", [0, 1, 2, 5]), ("b", [2])):  # two writers that never met
-        writer = Archiver(replace(settings, data_dir=tmp_path / data_dir), storage=storage)
+        writer = Archiver(replace(settings, data_dir=tmp_path / data_dir))
         _run(writer, [_record(0, o) for o in offsets])
         _drain(writer, {0: 6})
         writer.close()

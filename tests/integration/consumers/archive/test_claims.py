@@ -21,7 +21,7 @@ import psutil
 import pytest
 import redis
 
-from consumers.archive import claims
+from consumers.archive.child import ChildFailed
 from consumers.archive.claims import ClaimProcess
 from hookstream.errors import StateStoreUnavailable
 from hookstream.settings import Settings
@@ -55,13 +55,15 @@ def _gone(process: psutil.Process, within_s: float = 10.0) -> bool:
     return False
 
 
-def test_claims_answer_what_the_store_holds(claim_process: ClaimProcess, state_settings: Settings) -> None:
-    a, b, c = _keys(state_settings, "a", "b", "c")
-    assert claim_process.claim_many([a, b], 60, ["0:1", "0:2"]) == ["0:1", "0:2"]
-    assert claim_process.claim_many([c, a, b], 60, ["1:1", "1:2", "1:3"]) == ["1:1", "0:1", "0:2"]
-    assert claim_process.claim_many([], 60, []) == []
+def test_second_copies_are_the_records_whose_event_id_another_position_holds(
+    claim_process: ClaimProcess, state_settings: Settings
+) -> None:
+    assert claim_process.second_copies([("a", 0, 1), ("b", 0, 2)]) == []
+    assert claim_process.second_copies([("c", 1, 1), ("a", 1, 2), ("b", 1, 3)]) == [1, 2]
+    assert claim_process.second_copies([("a", 0, 1)]) == []  # a redo of the record archived
+    assert claim_process.second_copies([]) == []
     store = open_store(state_settings)  # the claims are in the store itself
-    assert [store.get(key) for key in (a, b, c)] == ["0:1", "0:2", "1:1"]
+    assert [store.get(key) for key in _keys(state_settings, "a", "b", "c")] == ["0:1", "0:2", "1:1"]
     store.close()
 
 
@@ -69,14 +71,14 @@ def test_the_child_is_a_spawned_process_that_close_ends(
     claim_process: ClaimProcess, state_settings: Settings
 ) -> None:
     assert claim_process.name == open_store(state_settings).name
-    assert claim_process.pid is not None  # started with it, before the first claim
-    assert claim_process.pid != os.getpid()
-    claim_process.claim_many(_keys(state_settings, "a"), 60, ["0:1"])
-    child = psutil.Process(claim_process.pid)
+    assert claim_process.child.pid is not None  # started with it, before the first claim
+    assert claim_process.child.pid != os.getpid()
+    claim_process.second_copies([("a", 0, 1)])
+    child = psutil.Process(claim_process.child.pid)
     assert child.ppid() == os.getpid()
     assert "spawn_main" in " ".join(child.cmdline())  # a fresh interpreter, not a fork of this one
     claim_process.close()
-    assert not child.is_running() and claim_process.pid is None
+    assert not child.is_running() and claim_process.child.pid is None
     claim_process.close()  # a second close is no error
 
 
@@ -102,10 +104,10 @@ settings = Settings(topic=sys.argv[1], redis_url=sys.argv[2] or None, data_dir=P
 stopping = []
 signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))  # a graceful stop, as the runtime's
 claims = ClaimProcess(settings)
-print(claims.pid, flush=True)
+print(claims.child.pid, flush=True)
 while not stopping:
     time.sleep(0.05)
-print(claims.claim_many(["k"], 60, ["0:1"]), flush=True)  # the last batch's claim
+print(claims.second_copies([("k", 0, 1)]), flush=True)  # the last batch's claim
 claims.close()
 """
 
@@ -124,16 +126,15 @@ def test_the_child_ends_when_the_member_is_killed(state_settings: Settings) -> N
 def test_a_claim_that_finds_the_child_killed_raises_and_the_next_starts_another(
     claim_process: ClaimProcess, state_settings: Settings
 ) -> None:
-    a, b = _keys(state_settings, "a", "b")
-    assert claim_process.claim_many([a], 60, ["0:1"]) == ["0:1"]
-    assert claim_process.pid is not None
-    killed = psutil.Process(claim_process.pid)
+    assert claim_process.second_copies([("a", 0, 1)]) == []
+    assert claim_process.child.pid is not None
+    killed = psutil.Process(claim_process.child.pid)
     killed.kill()  # SIGKILL, as the OOM killer would
-    with pytest.raises(StateStoreUnavailable, match="the claims process is gone"):
-        claim_process.claim_many([b], 60, ["0:2"])
+    with pytest.raises(StateStoreUnavailable, match="the archive-claims process is gone"):
+        claim_process.second_copies([("b", 0, 2)])
     assert not killed.is_running()  # reaped
-    assert claim_process.claim_many([a, b], 60, ["1:1", "0:2"]) == ["0:1", "0:2"]
-    assert claim_process.pid not in (None, killed.pid)
+    assert claim_process.second_copies([("a", 1, 1), ("b", 0, 2)]) == [0]
+    assert claim_process.child.pid not in (None, killed.pid)
 
 
 @contextmanager
@@ -162,18 +163,17 @@ def _stalled(settings: Settings) -> Iterator[None]:
 def test_a_child_that_does_not_answer_in_time_is_killed_and_the_next_claim_starts_another(
     claim_process: ClaimProcess, state_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    a, b = _keys(state_settings, "a", "b")
-    assert claim_process.claim_many([a], 60, ["0:1"]) == ["0:1"]  # started, its store opened
-    assert claim_process.pid is not None
-    stuck = psutil.Process(claim_process.pid)
+    assert claim_process.second_copies([("a", 0, 1)]) == []  # started, its store opened
+    assert claim_process.child.pid is not None
+    stuck = psutil.Process(claim_process.child.pid)
     with _stalled(state_settings), monkeypatch.context() as patched:
-        patched.setattr(claims, "CLAIM_DEADLINE_S", 0.5)  # below the store's own 2 s
+        patched.setattr(claim_process.child, "deadline_s", 0.5)  # below the store's own 2 s
         with pytest.raises(StateStoreUnavailable, match=r"did not answer within 0\.5s"):
-            claim_process.claim_many([b], 60, ["0:2"])
+            claim_process.second_copies([("b", 0, 2)])
         assert not stuck.is_running()
     # Back at its own deadline, the next claim leaves a new child the time to start.
-    assert claim_process.claim_many([a, b], 60, ["1:1", "0:2"]) == ["0:1", "0:2"]
-    assert claim_process.pid not in (None, stuck.pid)
+    assert claim_process.second_copies([("a", 1, 1), ("b", 0, 2)]) == [0]
+    assert claim_process.child.pid not in (None, stuck.pid)
 
 
 def test_a_store_that_fails_in_the_child_raises_state_store_unavailable(
@@ -188,37 +188,26 @@ def test_a_store_that_fails_in_the_child_raises_state_store_unavailable(
     try:
         for _ in range(2):
             with pytest.raises(StateStoreUnavailable) as raised:
-                claim_process.claim_many(["k"], 60, ["0:1"])
+                claim_process.second_copies([("k", 0, 1)])
             assert str(raised.value).startswith(claim_process.name)  # the store's own message
             assert "claims process" not in str(raised.value)
-        served = claim_process.pid
+        served = claim_process.child.pid
         assert served is not None and psutil.Process(served).is_running()  # one child served both
     finally:
         claim_process.close()
 
 
-def test_an_error_in_the_child_is_raised_as_in_process_and_the_child_serves_on(
-    claim_process: ClaimProcess, state_settings: Settings
+def test_a_bug_in_the_child_is_child_failed_in_its_words_and_the_child_serves_on(
+    claim_process: ClaimProcess,
 ) -> None:
-    """A call the store refuses (a value short: ValueError in SQLite, a script error that the Redis
-    store reports as unavailable) is an outage only where the store says so; a bug stays a bug
-    (ClaimsFailed), which stops the archiver rather than being waited out. The same child answers
-    the next claim."""
-    a, b = _keys(state_settings, "a", "b")
-    direct = open_store(state_settings)
-    with pytest.raises(Exception) as in_process:
-        direct.claim_many([a, b], 60, ["0:1"])
-    direct.close()
-    with pytest.raises((StateStoreUnavailable, claims.ClaimsFailed)) as raised:
-        claim_process.claim_many([a, b], 60, ["0:1"])
-    outage = isinstance(in_process.value, StateStoreUnavailable)
-    assert isinstance(raised.value, StateStoreUnavailable) is outage
-    assert isinstance(raised.value, claims.ClaimsFailed) is not outage
-    assert "claims process" not in str(raised.value)
-    served = claim_process.pid
-    assert served is not None
-    assert claim_process.claim_many([a, b], 60, ["0:1", "0:2"]) == ["0:1", "0:2"]
-    assert claim_process.pid == served
+    """An error that is not the store's outage (here a malformed copy) stays a bug (ChildFailed),
+    which stops the archiver rather than being waited out. The same child answers the next claim."""
+    assert claim_process.second_copies([("a", 0, 1)]) == []
+    served = claim_process.child.pid
+    with pytest.raises(ChildFailed, match=r"archive-claims process: ValueError: not enough values to unpack"):
+        claim_process.second_copies([("b", 0)])  # type: ignore[list-item]
+    assert claim_process.second_copies([("a", 0, 1), ("a", 0, 2)]) == [1]
+    assert claim_process.child.pid == served
 
 
 def test_the_signal_that_stops_the_members_group_leaves_the_child_to_answer_its_last_claim(
@@ -230,7 +219,7 @@ def test_the_signal_that_stops_the_members_group_leaves_the_child_to_answer_its_
     try:
         assert member.stdout is not None
         os.killpg(member.pid, signal.SIGTERM)
-        assert member.stdout.readline().strip() == "['0:1']"
+        assert member.stdout.readline().strip() == "[]"  # answered: a first copy
         assert member.wait(30) == 0
     finally:
         member.kill()
