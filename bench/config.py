@@ -94,6 +94,8 @@ class BenchConfig:
     endpoint_requests: int  # sequential in-process requests under cProfile
     index_events: int  # events through the indexer and its plain loop, per round
     archive_events: int  # events through the archiver and its plain loop, per round
+    # A round is a few seconds a side, and rounds differ by 10% on this box: seven make a median.
+    archive_rounds: int
     archive_rss_events: int  # event_ids through one archiver while its RSS is sampled
     codec_records: int
     out_dir: Path
@@ -193,6 +195,7 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> BenchConfig:
         endpoint_requests=int(pick(None, "BENCH_ENDPOINT_REQUESTS", "3000", "1000")),
         index_events=int(pick(None, "BENCH_INDEX_EVENTS", "50000", "10000")),
         archive_events=int(pick(None, "BENCH_ARCHIVE_EVENTS", "100000", "10000")),
+        archive_rounds=int(pick(None, "BENCH_ARCHIVE_ROUNDS", "7", "3")),
         archive_rss_events=int(pick(None, "BENCH_ARCHIVE_RSS_EVENTS", "1000000", "100000")),
         codec_records=int(pick(None, "BENCH_CODEC_RECORDS", "200000", "20000")),
         out_dir=args.out or Path(pick(None, "BENCH_OUT", "docs/benchmarks", "build/bench")),

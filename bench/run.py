@@ -250,7 +250,8 @@ def archive(ws: Workspace) -> tuple[object, list[Comparison]]:
 
     cfg = ws.cfg
     cmd = [sys.executable, "-m", "bench.archive_sink", "--bootstrap", ws.broker.bootstrap,
-           "--events", str(cfg.archive_events), "--rss-events", str(cfg.archive_rss_events)]  # fmt: skip
+           "--events", str(cfg.archive_events), "--rounds", str(cfg.archive_rounds),
+           "--rss-events", str(cfg.archive_rss_events)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False, cwd=launch.REPO)
     if done.returncode != 0:
         raise RuntimeError(f"archive sink failed: {done.stderr.strip()[-400:]}")
