@@ -53,7 +53,7 @@ class _PendingBatch:
 
     def __init__(self, check: Future[set[Position]] | None, checking: int = 0) -> None:
         self.check = check  # None: not started, or failed (made again when the batch is archived)
-        self.checking = checking  # how many records the check covers: handle() adds no others
+        self.checking = checking  # how many records the check covers: handle() adds no more
         self.records: list[Record] = []
         self.polled_since = False  # a pre_commit ran since it was handed over: archive it at the next
 
@@ -62,8 +62,12 @@ class Archiver(Handler):
     holds_records = True
 
     def __init__(self, settings: Settings) -> None:
-        self._claims = ClaimProcess(settings)
-        self._storage = UploadProcess(settings)
+        self._uploader = UploadProcess(settings)
+        try:
+            self._claims = ClaimProcess(settings)
+        except BaseException:
+            self._uploader.close()
+            raise
         self._group = "archiver"
         self._topic = settings.topic
         self._policy = RollPolicy(settings.archive_max_bytes, int(settings.archive_max_age_s * 1000))
@@ -89,12 +93,15 @@ class Archiver(Handler):
             self._pending.append(_PendingBatch(self._checks.submit(self._check, records), len(records)))
 
     def handle(self, record: Record) -> None:
-        """Queue the record: it joins its object once its event_id is checked (see pre_commit). The
-        runtime hands over records of the batch given to start_batch; a record handed over without
-        start_batch (a test) is checked when its batch is archived."""
-        if not self._pending:  # handed over without start_batch (a test): checked when archived
-            self._pending.append(_PendingBatch(None))
-        self._pending[-1].records.append(record)
+        """Queue the record: it joins its object once its event_id is checked (see pre_commit).
+        The runtime hands over records of the batch it gave start_batch, in its order (some may
+        be left out); a record handed over without start_batch (a test), or beyond the count that
+        start_batch checks, goes to a batch checked when it is archived."""
+        last = self._pending[-1] if self._pending else None
+        if last is None or (last.check is not None and len(last.records) >= last.checking):
+            last = _PendingBatch(None)
+            self._pending.append(last)
+        last.records.append(record)
 
     def _check(self, records: list[Record]) -> set[Position]:
         """The positions of the records that are second Kafka copies of an archived event."""
@@ -113,10 +120,8 @@ class Archiver(Handler):
         while self._pending and self._pending[0].polled_since:
             batch = self._pending[0]
             try:
-                if batch.check is not None and len(batch.records) <= batch.checking:
-                    seconds = batch.check.result()
-                else:  # handed over without start_batch, or its check failed: check them now
-                    seconds = self._check(batch.records)
+                # Without a check (handed over without start_batch, or it failed): made now.
+                seconds = batch.check.result() if batch.check is not None else self._check(batch.records)
             except Exception as exc:
                 batch.check = None
                 if not is_transient(exc):
@@ -205,7 +210,7 @@ class Archiver(Handler):
 
     def _upload(self, obj: OpenObject) -> None:
         """In the upload thread, which waits while the upload process deflates and stores it."""
-        self._storage.put(obj.key, obj.blocks())
+        self._uploader.put(obj.key, obj.blocks())
 
     def _collect_uploads(self) -> None:
         """Take the uploads finished since the last call: a stored object leaves its partition's
@@ -224,7 +229,7 @@ class Archiver(Handler):
                 self._failing.add(partition)
                 log.warning(
                     "archive upload failed, will retry",
-                    extra={"fields": {"key": waiting[0].key, "to": self._storage.name, "error": str(error)}},
+                    extra={"fields": {"key": waiting[0].key, "to": self._uploader.name, "error": str(error)}},
                 )
                 continue
             ARCHIVE_UPLOADS.labels("ok").inc()
@@ -261,4 +266,4 @@ class Archiver(Handler):
         self._open.clear()
         self._rolled.clear()
         self._claims.close()
-        self._storage.close()
+        self._uploader.close()

@@ -6,16 +6,18 @@ request and waits for the answer, holding no GIL meanwhile.
 The child is spawned (never forked: librdkafka's threads do not survive a fork) when the client
 is built, which waits until it is ready, so that its start (an interpreter, the imports, which
 include the program's main module: spawn's rule) is not paid by the first batches. It opens what
-it serves itself (`serve`, called with the settings), answers over a pipe, and exits when the
-member's end of the pipe closes, so a member killed with -9 leaves no orphan. It runs in a process
+it serves itself (`serve`, called with the settings) and answers over a pipe. It runs in a process
 group of its own, so the signal that stops the member's group leaves it to answer the member's
-last request.
+last request. It ends with the member: when the member's end of the pipe closes, and, within a
+tenth of a second, when the member dies (kill -9, the OOM killer) even in the middle of a request,
+so that no upload of a dead member lands after its partitions' new owner has started.
 
-Errors come back as they were raised in the child when they are of a type the client passes
-(the same type, with its message), and as ChildFailed for anything else (a bug). A request that
-finds the child dead (killed, crashed) or not answering within the deadline raises the first type
-passed, as an outage of what the child serves does, and the next request starts a fresh child.
-It is not retried here: the archiver already makes a failed claim or upload again later.
+An error raised in the child comes back as the first of the client's `passes` types it is an
+instance of, with its message, and as ChildFailed when it is none of them (a bug), as is a failure
+to open what the child serves. A request that finds the child dead (killed, crashed) or not
+answering within its deadline raises the first type passed, as an outage of what the child serves
+does, and the next request starts a fresh child. It is not retried here: the archiver already
+makes a failed claim or upload again later.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -36,15 +39,28 @@ from hookstream.settings import Settings
 # yields the function answering one request. Module-level, so that spawn can pass it by name.
 Serve = Callable[[Settings], AbstractContextManager[Callable[[Any], Any]]]
 
+# Above the longest a sound child takes to be ready: an interpreter and the imports, a few seconds
+# on a loaded host.
+START_DEADLINE_S = 30.0
 # How long close() lets the child close what it serves before it is killed.
 _CLOSE_WAIT_S = 5.0
+# How often the child looks for its member.
+_ORPHAN_CHECK_S = 0.1
 
 _OK, _RAISED, _FAILED = "ok", "raised", "failed"
 
 
 class ChildFailed(HookstreamError):
-    """The child raised an error of a type its client does not pass: a bug, not an outage, so the
-    archiver stops rather than waits it out."""
+    """The child raised an error of a type its client does not pass, or could not open what it
+    serves: a bug or a configuration error, not an outage, so the archiver stops rather than
+    waits it out."""
+
+
+def _exit_when_orphaned(member: int) -> None:
+    """In the child: end it as soon as the member is gone, whatever it is doing."""
+    while os.getppid() == member:
+        time.sleep(_ORPHAN_CHECK_S)
+    os._exit(1)
 
 
 def _run(conn: Connection, serve: Serve, settings: Settings, passes: tuple[type[Exception], ...]) -> None:
@@ -52,9 +68,15 @@ def _run(conn: Connection, serve: Serve, settings: Settings, passes: tuple[type[
     # A group of its own: the SIGTERM or Ctrl-C that stops the member's process group (honcho,
     # Kubernetes, a terminal) must not end this child while the member finishes its last request.
     os.setpgid(0, 0)
-    with serve(settings) as answer:
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    with ExitStack() as opened:
         try:
-            conn.send((_OK, None))  # ready: the imports are done
+            answer = opened.enter_context(serve(settings))
+        except Exception as exc:
+            conn.send((_FAILED, f"{type(exc).__name__}: {exc}"))  # instead of ready
+            return
+        try:
+            conn.send((_OK, None))  # ready: the imports are done, what it serves is open
             while True:
                 request = conn.recv()
                 try:
@@ -65,12 +87,12 @@ def _run(conn: Connection, serve: Serve, settings: Settings, passes: tuple[type[
                 except Exception as exc:  # a bug: the member hears of it; the next request is served
                     reply = (_FAILED, f"{type(exc).__name__}: {exc}")
                 conn.send(reply)
-        except (EOFError, OSError):  # the member closed its end, or is gone (even after kill -9)
+        except (EOFError, OSError):  # the member closed its end
             pass
 
 
 class ChildProcess:
-    """`serve`'s answers, from a child process; one request at a time, each within `deadline_s`."""
+    """`serve`'s answers, from a child process; one request at a time, each within its deadline."""
 
     def __init__(
         self,
@@ -81,7 +103,7 @@ class ChildProcess:
         deadline_s: float,
     ) -> None:
         self.name = name
-        self.deadline_s = deadline_s
+        self.deadline_s = deadline_s  # a request's, unless the call gives its own
         self._serve = serve
         self._settings = settings
         self._passes = passes
@@ -99,18 +121,22 @@ class ChildProcess:
         """The child's, while it runs (none after close or a failure, until the next request)."""
         return None if self._process is None else self._process.pid
 
-    def call(self, request: Any) -> Any:
+    def call(self, request: Any, deadline_s: float | None = None) -> Any:
         outage = self._passes[0]
+        deadline_s = self.deadline_s if deadline_s is None else deadline_s
         with self._lock:
             if self._closed:
                 raise outage(f"the {self.name} process is closed")
             try:
                 conn = self._conn if self._conn is not None else self._start()
                 conn.send(request)
-                reply = conn.recv() if conn.poll(self.deadline_s) else None
-                failure = f"did not answer within {self.deadline_s:g}s"
+                reply = conn.recv() if conn.poll(deadline_s) else None
+                failure = f"did not answer within {deadline_s:g}s"
             except (EOFError, OSError) as exc:  # no child to ask (died, or could not start)
                 reply, failure = None, f"is gone ({type(exc).__name__})"
+            except BaseException:  # interrupted: its answer must not reach the next caller
+                self._stop(0)
+                raise
             if reply is None:
                 self._stop(0)
                 raise outage(f"the {self.name} process {failure} (the next request starts another)")
@@ -130,9 +156,12 @@ class ChildProcess:
         process.start()
         theirs.close()  # held by the child alone now, so its death reads as EOF here
         self._process, self._conn = process, ours
-        if not ours.poll(self.deadline_s):
-            raise TimeoutError(f"did not start within {self.deadline_s:g}s")
-        ours.recv()
+        if not ours.poll(START_DEADLINE_S):
+            raise TimeoutError(f"did not start within {START_DEADLINE_S:g}s")
+        ready = ours.recv()
+        if ready[0] != _OK:
+            self._stop(_CLOSE_WAIT_S)
+            raise ChildFailed(f"the {self.name} process could not start: {ready[1]}")
         return ours
 
     def _stop(self, wait_s: float) -> None:

@@ -33,7 +33,7 @@ def _failure(action: str, key: str, exc: Exception) -> Exception:
     """A ClientError with a 4xx status (no such bucket, access denied) will not heal by retrying."""
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status == 404:
+        if status == 404 and action == "read":
             return FileNotFoundError(f"no {key}")  # as a local folder says it
         if 400 <= status < 500 and status not in (408, 429):
             return PermanentError(f"S3 refused to {action} {key}: {exc}")

@@ -2,11 +2,12 @@
 process of the member.
 
 Deflating a megabyte and a PUT through boto3 (the request built, signed and checksummed in
-Python) cost more of the member process's GIL than anything else beside its own thread (see
+Python) held the member process's GIL for about 3% of its time in the bench (see
 `consumers.archive.child`). The member's upload thread sends an object's key and its blocks (the
 records' bytes, joined per block) and waits. The child opens the settings' storage itself. A
-failed upload comes back as the storage raised it (TransientError, PermanentError); a dead or
-silent child raises TransientError, so the archiver tries that object again.
+failed upload comes back as the storage raised it (TransientError, a timeout or a refused
+connection, PermanentError); a dead or silent child raises TransientError, so the archiver tries
+that object again.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from contextlib import contextmanager
 from consumers.archive.child import ChildProcess
 from consumers.archive.container import Block, container
 from consumers.archive.storage import open_storage
-from consumers.errors import PermanentError, TransientError
+from consumers.errors import TRANSIENT_TYPES, PermanentError
 from hookstream.settings import Settings
 
-# Above the longest a sound upload takes: the child's start, then the S3 client's worst case
-# (two attempts, each a 3 s connect and a 20 s read) for an object of up to 64 MiB.
-UPLOAD_DEADLINE_S = 120.0
+# An upload's deadline: above the S3 client's worst case for a small object (two attempts, each a
+# 3 s connect and a 20 s read), plus the object's time on a link as slow as 1 Mbit/s.
+UPLOAD_DEADLINE_S = 60.0
+SLOWEST_LINK_BYTES_PER_S = 128 * 1024
 
 UploadRequest = tuple[str, list[Block]]  # the object's key, its blocks
 
@@ -39,11 +41,14 @@ class UploadProcess:
 
     def __init__(self, settings: Settings) -> None:
         self.name = open_storage(settings).name  # where they go, for the archiver's logs
-        passes = (TransientError, PermanentError)
+        # What the storage raises keeps its meaning: a timeout or a refused connection (a local
+        # folder on NFS, say) is transient, as it was in process; the first is the outage's.
+        passes = (*TRANSIENT_TYPES, PermanentError)
         self.child = ChildProcess("archive-uploads", _uploads, settings, passes, UPLOAD_DEADLINE_S)
 
     def put(self, key: str, blocks: list[Block]) -> None:
-        self.child.call((key, blocks))
+        size = sum(len(data) for _, data in blocks)  # before deflate: an upper bound
+        self.child.call((key, blocks), UPLOAD_DEADLINE_S + size / SLOWEST_LINK_BYTES_PER_S)
 
     def close(self) -> None:
         self.child.close()

@@ -229,6 +229,25 @@ def test_a_second_copy_is_dropped_but_a_redo_of_the_archived_copy_is_not(tmp_pat
     assert report.partitions[0].records == 1 and report.ok
 
 
+def test_a_record_handed_over_beyond_what_start_batch_checked_is_checked_when_archived(
+    tmp_path: Path,
+) -> None:
+    """The runtime never hands over more than start_batch saw; were it to, the extra record must
+    not be archived unchecked: here it is a second copy, and it is dropped."""
+    settings = _settings(tmp_path, archive_max_age_s=0.001)
+    first, fresh = _record(0, 0), _record(0, 1)
+    copy = Record(first.envelope, "events", 0, 2, T0)
+    archiver = Archiver(settings)
+    _run(archiver, [first])
+    archiver.start_batch([fresh])
+    archiver.handle(fresh)
+    archiver.handle(copy)
+    _drain(archiver, {0: 3})
+    archiver.close()
+    report = verify(open_storage(settings), "events")
+    assert (report.partitions[0].records, report.partitions[0].last) == (2, 1)  # 0:2 left out
+
+
 def test_while_the_store_is_unreachable_batches_wait_then_are_archived_once(tmp_path: Path) -> None:
     """No record is archived without its event_id check: its batch waits, offsets held back, and
     the member stops taking records once too many wait; once the store answers, all go in once."""

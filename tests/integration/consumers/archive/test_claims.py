@@ -1,7 +1,9 @@
 """The archiver's claims in a child process, against both state stores (SQLite, a real Redis): the
-store's own answers, from a spawned process of its own that close() ends and that ends with the
-member; a child killed or stuck fails that claim (StateStoreUnavailable) and the next claim starts
-another; the store's errors come back as StateStoreUnavailable and the child serves on."""
+second copies the store's claims make, from a spawned process of its own that close() ends; a
+child killed or stuck fails that claim (StateStoreUnavailable) and the next claim starts another;
+the store's errors come back as StateStoreUnavailable and the child serves on; the signal that
+stops the member's group leaves the child to answer the last claim. (The child's own mechanics,
+with a server of the test's own: test_child.py.)"""
 
 from __future__ import annotations
 
@@ -110,17 +112,6 @@ while not stopping:
 print(claims.second_copies([("k", 0, 1)]), flush=True)  # the last batch's claim
 claims.close()
 """
-
-
-def test_the_child_ends_when_the_member_is_killed(state_settings: Settings) -> None:
-    """kill -9 of the member closes its end of the pipe: the child leaves no orphan."""
-    member, child = _member(state_settings)
-    try:
-        assert child.ppid() == member.pid and child.is_running()
-    finally:
-        member.kill()
-        member.wait()
-    assert _gone(child)
 
 
 def test_a_claim_that_finds_the_child_killed_raises_and_the_next_starts_another(

@@ -6,7 +6,10 @@ TransientError and the next upload starts another."""
 
 from __future__ import annotations
 
+import io
 import os
+import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +18,7 @@ import fastavro
 import psutil
 import pytest
 
+from consumers.archive import uploads as uploads_module
 from consumers.archive.child import ChildFailed
 from consumers.archive.container import OpenObject, datum
 from consumers.archive.layout import archive_schema, object_key
@@ -65,7 +69,13 @@ def test_the_object_stored_is_the_container_of_the_blocks_sent(
 ) -> None:
     obj = _object(7, 2500)
     uploads.put(obj.key, obj.blocks())
-    assert open_storage(archive_settings).get(obj.key) == obj.encode()
+    stored = open_storage(archive_settings).get(obj.key)
+    reader = fastavro.block_reader(io.BytesIO(stored))
+    assert [block.num_records for block in reader] == [1000, 1000, 500]
+    records = list(fastavro.reader(io.BytesIO(stored)))
+    assert [(r["kafka_partition"], r["kafka_offset"]) for r in records] == [(0, n) for n in range(7, 2507)]
+    assert [r["event_id"] for r in records[:2]] == ["evt-7", "evt-8"]
+    assert stored == obj.encode()  # what the member itself would have written
     assert uploads.name == open_storage(archive_settings).name
     child = psutil.Process(uploads.child.pid)
     assert child.ppid() == os.getpid() and "spawn_main" in " ".join(child.cmdline())
@@ -111,6 +121,31 @@ def test_the_storages_errors_come_back_with_their_type(
             uploads.put(obj.key, obj.blocks())
     finally:
         uploads.close()
+
+
+def test_an_upload_has_the_time_its_size_needs_on_a_slow_link_then_is_an_outage(
+    s3_archive_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint that takes the request and never answers: the upload waits for its deadline
+    (more for a larger object), then fails as an outage and the child is replaced."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog, and are never answered
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setattr(uploads_module, "UPLOAD_DEADLINE_S", 0.5)
+    monkeypatch.setattr(uploads_module, "SLOWEST_LINK_BYTES_PER_S", 1000)
+    uploads = UploadProcess(Settings(data_dir=tmp_path, topic="events", archive_url=s3_archive_url))
+    try:
+        obj = _object(0, 3)
+        deadline_s = 0.5 + sum(len(data) for _, data in obj.blocks()) / 1000
+        assert deadline_s > 1.0
+        started = time.monotonic()
+        with pytest.raises(TransientError, match=f"did not answer within {deadline_s:g}s"):
+            uploads.put(obj.key, obj.blocks())
+        assert time.monotonic() - started >= deadline_s
+    finally:
+        uploads.close()
+        silent.close()
 
 
 def test_any_other_error_is_child_failed_and_the_child_serves_on(tmp_path: Path) -> None:
