@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 from confluent_kafka import Message
 
-from consumers import messages
 from consumers.dlq import REPLAY_GROUP, REPLAY_MIN_AGE_MS
 from consumers.handler import Record
 from consumers.metrics import MemberMetrics
@@ -27,7 +26,6 @@ from consumers.retry import RetryPolicy
 from hookstream.errors import SchemaError, SchemaRegistryUnavailable
 from hookstream.settings import Settings
 from schemas import codec
-from schemas.decoder import Decoder as EnvelopeDecoder
 from schemas.decoder import build_decoder
 
 log = logging.getLogger("hookstream.consumers")
@@ -38,13 +36,10 @@ Outcome = Record | SchemaError | None
 Wait = Callable[[float, TopicPartitionKey], None]
 
 
-def decode(value: bytes | None, decoder: EnvelopeDecoder) -> codec.Envelope:
-    """The envelope in `value`, or SchemaError when the record breaks the contract (poison)."""
-    envelope = decoder.decode(value)
-    if not (envelope.event_type and envelope.partition_key and envelope.provider):
-        empty = [name for name in ("event_type", "partition_key", "provider") if not getattr(envelope, name)]
-        raise SchemaError(f"envelope {envelope.event_id!r} has an empty {empty[0]}")
-    return envelope
+def _empty_field(envelope: codec.Envelope) -> SchemaError:
+    """Why an envelope with an empty event_type, partition_key or provider is poison."""
+    empty = [name for name in ("event_type", "partition_key", "provider") if not getattr(envelope, name)]
+    return SchemaError(f"envelope {envelope.event_id!r} has an empty {empty[0]}")
 
 
 class Decoder:
@@ -58,18 +53,23 @@ class Decoder:
         self._metrics = metrics
         self._wait = wait
 
-    def outcome(self, msg: Message) -> Outcome:
-        topic, partition, offset = messages.position(msg)
+    def outcome(self, msg: Message, key: TopicPartitionKey, offset: int) -> Outcome:
+        """What the record at `key` (topic, partition) and `offset` is to this group."""
         value = msg.value() or b""
         try:
-            envelope = self._decode_waiting((topic, partition), value)
+            try:  # the common case first, with no retry loop around it (it runs for every record)
+                envelope = self._envelopes.decode(value)
+            except SchemaRegistryUnavailable:
+                envelope = self._decode_waiting(key, value)
+            if not (envelope.event_type and envelope.partition_key and envelope.provider):
+                raise _empty_field(envelope)
         except SchemaError as exc:
             return None if self._addressed_elsewhere(msg) else exc
         timestamp_ms = msg.timestamp()[1]
         may_be_replay = timestamp_ms - envelope.received_at.timestamp() * 1000 >= REPLAY_MIN_AGE_MS
         if may_be_replay and self._addressed_elsewhere(msg):
             return None
-        return Record(envelope, topic, partition, offset, timestamp_ms, value)
+        return Record(envelope, key[0], key[1], offset, timestamp_ms, value)
 
     def _addressed_elsewhere(self, msg: Message) -> bool:
         """A replayed DLQ record is for the one group that failed it; the others skip it."""
@@ -87,7 +87,7 @@ class Decoder:
         attempt = 0
         while True:
             try:
-                return decode(value, self._envelopes)
+                return self._envelopes.decode(value)
             except SchemaRegistryUnavailable as exc:
                 attempt += 1
                 self._metrics.retries.inc()

@@ -201,11 +201,12 @@ class Member:
                 self._on_message_error(msg)
                 continue
             topic, partition, offset = messages.position(msg)
+            key = (topic, partition)
             try:
-                outcome = self._decoder.outcome(msg)
+                outcome = self._decoder.outcome(msg, key, offset)
             except PartitionGone:
                 continue
-            decoded.append((msg, (topic, partition), offset, outcome))
+            decoded.append((msg, key, offset, outcome))
         return decoded
 
     def _finish_batch(self) -> None:
