@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from consumers.archive.child import ChildProcess
 from hookstream.errors import StateStoreUnavailable
 from hookstream.settings import Settings
-from hookstream.state import open_store, state_key
+from hookstream.state import key_part, open_store, state_key
 
 # Above the longest a sound child takes to answer: its start (an interpreter and the imports, a
 # few seconds on a loaded host), the store's first open (up to 10 s while processes race to put a
@@ -30,11 +30,6 @@ EVENT_ID_WINDOW_S = 26 * 3600
 Copy = tuple[str, int, int]  # a record's event_id, partition and offset
 
 
-def _escaped(part: str) -> str:
-    """A key part as `state_key` escapes it; event_ids rarely hold either character."""
-    return part.replace("%", "%25").replace(":", "%3A") if ("%" in part or ":" in part) else part
-
-
 @contextmanager
 def _claims(settings: Settings) -> Iterator[Callable[[list[Copy]], list[int]]]:
     """In the child: the settings' store, answering which copies are second ones."""
@@ -42,7 +37,7 @@ def _claims(settings: Settings) -> Iterator[Callable[[list[Copy]], list[int]]]:
     prefix = state_key(settings.topic, "archived", "", group="archiver")  # then the event_id
 
     def second_copies(copies: list[Copy]) -> list[int]:
-        keys = [prefix + _escaped(event_id) for event_id, _, _ in copies]
+        keys = [prefix + key_part(event_id) for event_id, _, _ in copies]
         positions = [f"{partition}:{offset}" for _, partition, offset in copies]
         # The store keeps the position of the copy archived, so a redo of that very record (after
         # a crash or a rebalance) is archived again, as it must be.

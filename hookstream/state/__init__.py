@@ -64,9 +64,10 @@ class StateStore(Protocol):
         """Release connections (the store may be used again: it reopens lazily)."""
 
 
-def _part(text: str) -> str:
-    # Group ids and destinations may contain ":"; escaping keeps one key per distinct tuple.
-    return text.replace("%", "%25").replace(":", "%3A")
+def key_part(text: str) -> str:
+    """`text` as a part of a state key. Group ids and destinations may contain ":"; escaping keeps
+    one key per distinct tuple (most parts hold neither character: they are returned as they are)."""
+    return text.replace("%", "%25").replace(":", "%3A") if ("%" in text or ":" in text) else text
 
 
 def state_key(topic: str, kind: str, *parts: str, group: str | None = None) -> str:
@@ -75,8 +76,10 @@ def state_key(topic: str, kind: str, *parts: str, group: str | None = None) -> s
     `kind` names the state ("dedupe", "sent", "replay", ...); a group's state passes `group`,
     so two deployments (or two groups) sharing one store never see each other's keys.
     """
-    scope = f"hookstream:{_part(topic)}" if group is None else f"hookstream:{_part(topic)}:g:{_part(group)}"
-    return ":".join((scope, _part(kind), *map(_part, parts)))
+    scope = f"hookstream:{key_part(topic)}"
+    if group is not None:
+        scope += f":g:{key_part(group)}"
+    return ":".join((scope, key_part(kind), *map(key_part, parts)))
 
 
 def open_store(settings: Settings, timeout_s: float = DEFAULT_TIMEOUT_S) -> StateStore:
