@@ -59,8 +59,8 @@ class Decoder:
         try:
             try:  # the common case first, with no retry loop around it (it runs for every record)
                 envelope = self._envelopes.decode(value)
-            except SchemaRegistryUnavailable:
-                envelope = self._decode_waiting(key, value)
+            except SchemaRegistryUnavailable as exc:
+                envelope = self._decode_waiting(key, value, exc)
             if not (envelope.event_type and envelope.partition_key and envelope.provider):
                 raise _empty_field(envelope)
         except SchemaError as exc:
@@ -81,18 +81,22 @@ class Decoder:
                 return value != self._address
         return False
 
-    def _decode_waiting(self, key: TopicPartitionKey, value: bytes) -> codec.Envelope:
-        """Decode, waiting out an unreachable schema registry (paused, polling) for as long as it
-        takes: a record the registry cannot vouch for yet is not poison."""
+    def _decode_waiting(
+        self, key: TopicPartitionKey, value: bytes, error: SchemaRegistryUnavailable
+    ) -> codec.Envelope:
+        """Decode after a first attempt failed with `error`, waiting out the unreachable schema
+        registry (paused, polling) for as long as it takes: a record the registry cannot vouch for
+        yet is not poison."""
         attempt = 0
         while True:
+            attempt += 1
+            self._metrics.retries.inc()
+            log.warning(
+                "schema registry unavailable, retrying",
+                extra={"fields": {"group": self._group, "attempt": attempt, "error": str(error)}},
+            )
+            self._wait(self._retry.delay(min(attempt, 10)), key)
             try:
                 return self._envelopes.decode(value)
             except SchemaRegistryUnavailable as exc:
-                attempt += 1
-                self._metrics.retries.inc()
-                log.warning(
-                    "schema registry unavailable, retrying",
-                    extra={"fields": {"group": self._group, "attempt": attempt, "error": str(exc)}},
-                )
-                self._wait(self._retry.delay(min(attempt, 10)), key)
+                error = exc
