@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import launch, loadgen, payloads
 from bench.apps.signature import PATH
 from bench.broker import BenchBroker
-from bench.config import BenchConfig, WorkerSetting
+from bench.config import HEADROOM_RATE, BenchConfig, WorkerSetting
 from bench.results import AppRun, AppSummary, Spread, Step
 from bench.servers import Server, running
 from hookstream_dev.process import free_port_block
@@ -137,16 +137,20 @@ def summarize_app(runs: Sequence[AppRun]) -> AppSummary:
     def over(figure: Callable[[AppRun], float | None]) -> Spread | None:
         return Spread.of([figure(run) for run in runs])
 
-    def p99_at_1000(run: AppRun) -> float | None:
-        step = run.at(1000)
-        return step.latency_ms.p99 if step else None
+    def p99_at(rate: int) -> Callable[[AppRun], float | None]:
+        def figure(run: AppRun) -> float | None:
+            step = run.at(rate)
+            return step.latency_ms.p99 if step else None
+
+        return figure
 
     missing = [run.acked_but_missing for run in runs if run.acked_but_missing is not None]
     return AppSummary(
         app=runs[0].app,
         setting=runs[0].setting,
         acked_rps=over(lambda run: round(run.best.acked_rps, 1) if run.best else None),
-        p99_ms_at_1000=over(p99_at_1000),
+        p99_ms_at_1000=over(p99_at(1000)),
+        p99_ms_at_500=over(p99_at(HEADROOM_RATE)),
         cpu_ms_per_request=over(lambda run: run.best.cpu_ms_per_request if run.best else None),
         cores_app=over(lambda run: run.best.cores_app if run.best else None),
         errors=sum(run.errors for run in runs),

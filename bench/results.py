@@ -120,6 +120,7 @@ class AppSummary:
     setting: str
     acked_rps: Spread | None  # each round's best step
     p99_ms_at_1000: Spread | None
+    p99_ms_at_500: Spread | None  # the headroom rate (`bench.config.HEADROOM_RATE`)
     cpu_ms_per_request: Spread | None  # at each round's best step
     cores_app: Spread | None  # at each round's best step
     errors: int

@@ -22,6 +22,7 @@ from bench.results import (
     Spread,
     Step,
 )
+from bench.run import comparisons
 
 
 def _step(offered: int, acked_rps: float, p99: float, cores: float = 1.0, errors: int = 0) -> Step:
@@ -89,6 +90,28 @@ def test_each_app_is_its_median_over_the_rounds_with_the_spread() -> None:
     assert hookstream.p99_ms_at_1000 == Spread(20.0, 15.0, 25.0, 3)
     assert hookstream.cpu_ms_per_request == Spread(0.316, 0.3, 0.4, 3)  # 1.2 cores at each round's best
     assert hookstream.errors == 0 and hookstream.acked_but_missing == 0
+
+
+def test_redis_dedupe_is_compared_with_the_plain_producer_at_1000_req_s_and_with_headroom() -> None:
+    def at_500(runs: list[AppRun], p99: list[float]) -> list[AppRun]:
+        return [
+            dataclasses.replace(r, steps=(_step(500, 500.0, p99[i]), *r.steps)) for i, r in enumerate(runs)
+        ]
+
+    plain_runs = at_500(
+        _runs("hookstream", [1200.0, 1100.0, 1300.0], [200.0, 300.0, 250.0]), [10.0, 12.0, 11.0]
+    )
+    redis_runs = at_500(
+        _runs("hookstream_redis", [1150.0, 1000.0, 1200.0], [310.0, 280.0, 400.0]), [12.0, 13.0, 9.0]
+    )
+    found = {c.name: c for c in comparisons([summarize_app(plain_runs), summarize_app(redis_runs)])}
+    rps = found["producer with Redis dedupe, acked req/s"]
+    assert (rps.value, rps.reference, rps.floor) == (1150.0, 1200.0, 0.9)
+    at_1000 = found["producer with Redis dedupe, p99 at 1000 req/s"]
+    assert (at_1000.value, at_1000.reference, at_1000.ceiling) == (310.0, 250.0, 20.0)
+    headroom = found["producer with Redis dedupe, p99 at 500 req/s"]
+    assert (headroom.value, headroom.reference) == (12.0, 11.0)
+    assert headroom.floor is headroom.ceiling is headroom.max_ratio is None  # reported, not a target
 
 
 def test_ingest_headline_has_every_number_the_issue_names() -> None:
