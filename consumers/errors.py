@@ -19,6 +19,11 @@ class TransientError(ConsumerError):
     """Processing failed in a way that may succeed when tried again."""
 
 
+class UnavailableError(TransientError):
+    """A shared system the group needs (its state store) does not answer. The record is not at
+    fault: it is retried until the system answers, never dead-lettered (lag grows meanwhile)."""
+
+
 class PermanentError(ConsumerError):
     """Processing can never succeed for this record: dead-letter it."""
 

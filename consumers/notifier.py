@@ -10,16 +10,18 @@ event to `HOOKSTREAM_NOTIFY_URL`, else a log line per batch listing its events. 
       - events: ["*"]
         url: https://ops.example.com/hooks/files         # any HTTP endpoint: a JSON POST
 
-Every matching rule fires. Timeouts, 5xx, 408 and 429 are transient (retried by the runtime);
-other 4xx are permanent (DLQ). A notification sent to a destination is recorded in the state
-store (`hookstream.state`: Redis when `HOOKSTREAM_REDIS_URL` is set, else the host's SQLite
-file; by group, event_id and destination) right after the destination accepts it, so a
-redelivered event never notifies a destination twice: across restarts, and across members on
-other hosts when the store is Redis. Only a crash in the instant between the destination's
-answer and that record can repeat the requests in flight (one per workspace chain, at most
-`SENDERS`); every request carries
-`Idempotency-Key: <event_id>` so the receiver can drop it. A store that does not answer is a
-`TransientError`: the record is retried, never notified without its record, never lost.
+Every matching rule fires. Timeouts, 5xx, 408, 425 and 429 are transient (retried by the
+runtime); other 4xx and redirects (not followed) are permanent (DLQ). A notification sent to a
+destination is recorded in the state store (`hookstream.state`: Redis when
+`HOOKSTREAM_REDIS_URL` is set, else the host's SQLite file; by group, event_id and destination)
+right after the destination accepts it, so a redelivered event never notifies a destination
+twice: across restarts, and across members on other hosts when the store is Redis. What can
+still repeat: the requests in flight when a member crashes between the destination's answer and
+that record (one per workspace chain, at most `SENDERS`), and the sends of a member that lost
+its partitions (a session timeout) while it finishes its batch, beside the new owner. Every
+request carries `Idempotency-Key: <event_id>` so the receiver can drop those. A store that does
+not answer is an `UnavailableError`: the record waits (paused) until it answers, and is never
+notified without its record, never dead-lettered for it, never lost.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import requests
 import yaml
 
 from consumers import payload
-from consumers.errors import PermanentError, TransientError
+from consumers.errors import PermanentError, TransientError, UnavailableError
 from consumers.handler import Handler, Record
 from hookstream.errors import ConfigError, StateStoreUnavailable
 from hookstream.settings import Settings
@@ -174,36 +176,52 @@ class SentLog:
         try:
             return self._store.get(self._key(event_id, destination)) is not None
         except StateStoreUnavailable as exc:
-            raise TransientError(f"notifier sent records: {exc}") from exc
+            raise UnavailableError(f"notifier sent records: {exc}") from exc
 
     def add(self, event_id: str, destination: Destination) -> None:
         try:
             self._store.put(self._key(event_id, destination), "1", SENT_TTL_S)
         except StateStoreUnavailable as exc:
-            raise TransientError(f"notifier sent records: {exc}") from exc
+            raise UnavailableError(f"notifier sent records: {exc}") from exc
 
     def close(self) -> None:
         self._store.close()
 
 
 def post(session: requests.Session, destination: Destination, envelope: Envelope) -> None:
-    """POST one notification; TransientError or PermanentError when it is not accepted."""
-    host = urlparse(destination.url).netloc
+    """POST one notification; TransientError or PermanentError when it is not accepted.
+
+    Redirects are not followed: requests would repeat a POST answered 301, 302 or 303 as a GET
+    without its body, and count the GET's 200 as delivered. A 3xx is permanent (the URL needs
+    fixing; then replay the DLQ). Errors name the host only: a URL may hold a secret
+    (Slack's does, in its path)."""
+    parts = urlparse(destination.url)
+    host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
     try:
         response = session.post(
             destination.url,
             json=message_body(destination, envelope),
             headers={"Idempotency-Key": envelope.event_id, "X-Hookstream-Event-Id": envelope.event_id},
             timeout=_TIMEOUT_S,
+            allow_redirects=False,
         )
     except (requests.Timeout, requests.ConnectionError) as exc:
         reason = type(exc).__name__
         raise TransientError(f"{destination.kind} destination {host} unreachable: {reason}") from exc
+    except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+        # The answer broke off after the request was sent: it may have been taken; the retry
+        # carries the same Idempotency-Key.
+        raise TransientError(f"{destination.kind} destination {host}: {type(exc).__name__}") from exc
     except requests.RequestException as exc:
-        raise PermanentError(f"{destination.kind} destination {host}: {exc}") from exc
+        raise PermanentError(f"{destination.kind} destination {host}: {type(exc).__name__}") from exc
     status = response.status_code
     if 200 <= status < 300:
         return
+    if 300 <= status < 400:
+        raise PermanentError(
+            f"{destination.kind} destination {host} answered {status} (a redirect, not followed):"
+            " configure the URL it points to"
+        )
     error = TransientError if status >= 500 or status in _TRANSIENT_STATUSES else PermanentError
     raise error(f"{destination.kind} destination {host} answered {status}")
 
@@ -237,7 +255,9 @@ class Notifier(Handler):
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._early: dict[_Position, Future[bool]] = {}  # result False: not sent, handle sends
+        self._early: dict[_Position, Future[None]] = {}  # cancelled: `handle` sends it itself
+        # Sent, but the store did not take the record: the retry records them without sending again.
+        self._unrecorded: set[tuple[str, str]] = set()
         self._settle = threading.Event()
         self._logged: list[dict[str, str | None]] = []
 
@@ -246,28 +266,28 @@ class Notifier(Handler):
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="notifier")
-        chains: dict[str, list[tuple[Record, Future[bool]]]] = {}
+        chains: dict[str, list[tuple[Record, Future[None]]]] = {}
         for record in records:
-            future: Future[bool] = Future()
+            future: Future[None] = Future()
             self._early[_position(record)] = future
             chains.setdefault(record.envelope.partition_key, []).append((record, future))
         self._settle = threading.Event()
         for chain in chains.values():
             self._pool.submit(self._send_chain, chain, self._settle)
 
-    def _send_chain(self, chain: list[tuple[Record, Future[bool]]], settle: threading.Event) -> None:
-        failed = False
+    def _send_chain(self, chain: list[tuple[Record, Future[None]]], settle: threading.Event) -> None:
+        """Send a workspace's records in order until one fails, the batch settles, or `handle`
+        took a record over (it cancels a send not started: the pool may be busy with other
+        chains). From there `handle` sends the rest of the workspace itself, in order."""
         for record, future in chain:
-            if failed or settle.is_set():
-                future.set_result(False)
-                continue
+            if settle.is_set() or not future.set_running_or_notify_cancel():
+                return
             try:
                 self._notify(record.envelope)
             except Exception as exc:
                 future.set_exception(exc)
-                failed = True  # later records of this workspace wait for this one's retries
-            else:
-                future.set_result(True)
+                return  # later records of this workspace wait for this one's retries
+            future.set_result(None)
 
     def handle(self, record: Record) -> None:
         envelope = record.envelope
@@ -282,17 +302,22 @@ class Notifier(Handler):
             )
             return
         early = self._early.pop(_position(record), None)
-        if early is not None and early.result():  # raises the chain's error for this record
+        if early is not None and not early.cancel():  # its chain sent it, or is sending it
+            early.result()  # waits for that one send; raises its error for the runtime
             return
         self._notify(envelope)
 
     def _notify(self, envelope: Envelope) -> None:
         assert self._sent is not None
         for destination in destinations_for(self._rules, envelope):
-            if self._sent.contains(envelope.event_id, destination):
-                continue
-            post(self._session(), destination, envelope)
+            pair = (envelope.event_id, destination.url)
+            if pair not in self._unrecorded:
+                if self._sent.contains(envelope.event_id, destination):
+                    continue
+                post(self._session(), destination, envelope)
+                self._unrecorded.add(pair)
             self._sent.add(envelope.event_id, destination)
+            self._unrecorded.discard(pair)
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -309,7 +334,8 @@ class Notifier(Handler):
         if self._early:
             self._settle.set()
             for future in self._early.values():
-                future.exception()  # waits; its outcome no longer matters: the record comes back
+                if not future.cancel():  # being sent: wait; the outcome no longer matters
+                    future.exception()
             self._early.clear()
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from consumers.breaker import Breaker
 from consumers.dead_letters import DeadLetterRoute
 from consumers.decoding import Decoder, Outcome
 from consumers.dlq import DeadLetterPublisher
-from consumers.errors import CircuitOpenError, ConsumerError, FlushError, is_transient
+from consumers.errors import CircuitOpenError, ConsumerError, FlushError, UnavailableError, is_transient
 from consumers.frontier import OffsetFrontier
 from consumers.handler import Handler, Record
 from consumers.member_lag import MemberLag
@@ -247,8 +247,18 @@ class Member:
         return self._retry_in_place(record, error)
 
     def _retry_in_place(self, record: Record, error: Exception) -> tuple[int, Exception | None]:
+        """Retry within the policy's budget; an `UnavailableError` (the group's state store down)
+        is outside it: retried until the store answers, never dead-lettered."""
         attempt = 1
-        for wait in self._retry.delays():
+        budget = self._retry.delays()
+        while True:
+            wait = (
+                self._retry.delay(min(attempt, 10))
+                if isinstance(error, UnavailableError)
+                else next(budget, None)
+            )
+            if wait is None:
+                break
             self.metrics.retries.inc()
             log.warning(
                 "transient failure, retrying",

@@ -1,7 +1,8 @@
 """The shared state store: Redis (or Valkey), for every instance and member of a deployment.
 
-Each operation is one command (`SET NX PX`, `GET`, `SET PX`, `DEL`) or one Lua script
-(`add_many`, `claim_many`, compare-and-delete), so each is atomic on the server. Socket
+Each operation is one command (`SET NX PX`, `GET`, `SET PX`, `DEL`), one Lua script
+(`add_many`, `claim_many`, compare-and-delete) or one transaction (`put_many`), so each is
+atomic on the server. Socket
 timeouts bound every call; a stale connection (Redis restarted) is retried once at once, a
 timeout is not (the caller's deadline matters more than this one answer).
 """
@@ -144,7 +145,7 @@ class RedisStore:
             return
         with timed("redis", "put_many"):
             try:
-                pipe = self._redis().pipeline(transaction=False)
+                pipe = self._redis().pipeline(transaction=True)  # all or none, as SQLite's
                 for key in keys:
                     pipe.set(key, value, px=_ms(ttl_s))
                 pipe.execute()

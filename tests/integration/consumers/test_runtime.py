@@ -11,7 +11,13 @@ from dataclasses import replace
 from consumers import dlq
 from consumers.breaker import Breaker
 from consumers.dlq import DeadLetterPublisher, read_dead_letters
-from consumers.errors import CircuitOpenError, DeadLetterError, PermanentError, TransientError
+from consumers.errors import (
+    CircuitOpenError,
+    DeadLetterError,
+    PermanentError,
+    TransientError,
+    UnavailableError,
+)
 from consumers.handler import Record
 from consumers.retry import RetryPolicy
 from consumers.runtime import YOUNG_COLLECTION_THRESHOLD, Member
@@ -131,6 +137,37 @@ def test_transient_failures_are_retried_in_place_and_the_member_keeps_its_partit
     assert handler.attempts["evt-3"] > 3
     assert sample("hookstream_consumer_retries_total", group=group) == handler.attempts["evt-3"] - 1
     assert rebalances == {"assign": 1, "revoke": 0, "lost": 0}  # the slow record cost no partition
+    assert list(read_dead_letters(settings)) == []
+
+
+def test_an_unavailable_state_store_is_waited_out_past_the_retry_budget_never_dead_lettered(
+    settings: Settings,
+) -> None:
+    settings = fast(settings)
+    events = [envelope(n, workspace="ws-same") for n in range(6)]
+    produce(settings, events)
+    first_try: dict[str, float] = {}
+
+    def fail(record: Record) -> Exception | None:
+        if record.envelope.event_id != "evt-2":
+            return None
+        started = first_try.setdefault("evt-2", time.monotonic())
+        return (
+            UnavailableError("state store: connection refused") if time.monotonic() - started < 2.0 else None
+        )
+
+    group = unique("store-down")
+    handler = Recorder(fail)
+    # A budget the outage outlasts: 3 attempts within 0.3 s.
+    policy = RetryPolicy(max_attempts=3, max_seconds=0.3, base_delay_s=0.05, max_delay_s=0.1)
+    running = Running(Member(settings, group, handler, retry=policy))
+    try:
+        wait_until(lambda: _processed(group) >= 6, what="all 6 records processed")
+    finally:
+        running.stop()
+    assert running.error is None
+    assert handler.handled() == [e.event_id for e in events]
+    assert handler.attempts["evt-2"] > 3
     assert list(read_dead_letters(settings)) == []
 
 

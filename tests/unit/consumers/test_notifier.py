@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from consumers.errors import PermanentError, TransientError
+from consumers.errors import PermanentError, TransientError, UnavailableError
 from consumers.handler import Record
 from consumers.notifier import (
     Destination,
@@ -24,7 +24,7 @@ from consumers.notifier import (
     parse_rules,
     post,
 )
-from hookstream.errors import ConfigError
+from hookstream.errors import ConfigError, StateStoreUnavailable
 from hookstream.settings import Settings
 from schemas.codec import Envelope
 
@@ -109,14 +109,24 @@ class Receiver:
 
     def __init__(self) -> None:
         self.status = 200
+        self.delay_s = 0.0
         self.keys: list[str] = []
+        self.gets = 0
         receiver = self
 
         class Handle(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay_s)
                 receiver.keys.append(self.headers["Idempotency-Key"])
                 self.send_response(receiver.status)
+                if 300 <= receiver.status < 400:
+                    self.send_header("Location", receiver.url)
+                self.end_headers()
+
+            def do_GET(self) -> None:  # where a followed redirect would land, body dropped
+                receiver.gets += 1
+                self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -151,6 +161,9 @@ def notify(state_settings: Settings, receiver: Receiver) -> Settings:
         (429, TransientError),
         (404, PermanentError),
         (400, PermanentError),
+        (301, PermanentError),  # followed, the POST would become a GET without its body
+        (302, PermanentError),
+        (307, PermanentError),
     ],
 )
 def test_status_codes_map_to_outcomes(receiver: Receiver, status: int, error: type | None) -> None:
@@ -162,7 +175,22 @@ def test_status_codes_map_to_outcomes(receiver: Receiver, status: int, error: ty
         else:
             with pytest.raises(error, match=str(status)):
                 post(session, destination, _envelope())
-    assert receiver.keys == ["evt-1"]
+    assert receiver.keys == ["evt-1"] and receiver.gets == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "host"),
+    [
+        ("http://user:hunter2@127.0.0.1:9/services/s3cr3t", TransientError, "127.0.0.1:9"),  # refused
+        ("http:///services/s3cr3t", PermanentError, "None"),  # requests: "Invalid URL '<the url>'"
+    ],
+)
+def test_errors_name_the_host_never_the_url_which_may_hold_a_secret(url: str, error: type, host: str) -> None:
+    with requests.Session() as session, pytest.raises(error) as raised:
+        post(session, Destination("http", url), _envelope())
+    message = str(raised.value)
+    assert f"destination {host}" in message
+    assert "hunter2" not in message and "s3cr3t" not in message
 
 
 def test_an_unreachable_destination_is_transient() -> None:
@@ -250,6 +278,55 @@ def test_sends_started_for_records_never_handled_settle_at_flush(
     assert receiver.keys[len(sent_early) :] == [f"evt-{n}" for n in range(6) if f"evt-{n}" not in sent_early]
 
 
+def test_a_record_waits_for_no_other_workspace_when_every_sender_is_busy(
+    receiver: Receiver, notify: Settings
+) -> None:
+    # Eight workspaces of ten records each fill the senders; a ninth workspace's record comes
+    # right after their first ones. `handle` sends it itself, before any busy chain has ended.
+    busy = [
+        [Record(_envelope(workspace=f"ws-{w}", n=10 * w + i), "t", 0, 0, 0) for i in range(10)]
+        for w in range(8)
+    ]
+    late = Record(_envelope(workspace="ws-late", n=999), "t", 0, 0, 0)
+    ordered = [chain[0] for chain in busy] + [late] + [r for chain in busy for r in chain[1:]]
+    records = [replace(r, offset=offset) for offset, r in enumerate(ordered)]
+    receiver.delay_s = 0.05
+    notifier = Notifier(notify)
+    notifier.start_batch(records)
+    for record in records:
+        notifier.handle(record)
+    notifier.flush()
+    notifier.close()
+    assert sorted(receiver.keys) == sorted(r.envelope.event_id for r in records)  # each once
+    last_of_each_chain = [receiver.keys.index(chain[-1].envelope.event_id) for chain in busy]
+    assert receiver.keys.index("evt-999") < min(last_of_each_chain)
+
+
+def test_a_send_the_store_did_not_record_is_recorded_on_retry_not_sent_again(
+    receiver: Receiver, notify: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notifier = Notifier(notify)
+    assert notifier._sent is not None
+    store = notifier._sent._store
+    real_put = store.put
+
+    def put_fails_once(*args: object, **kwargs: object) -> None:
+        monkeypatch.setattr(store, "put", real_put)
+        raise StateStoreUnavailable("the store went away after the destination accepted")
+
+    monkeypatch.setattr(store, "put", put_fails_once)
+    record = Record(_envelope(), "t", 0, 0, 0)
+    with pytest.raises(UnavailableError):
+        notifier.handle(record)
+    notifier.handle(record)  # the runtime's retry
+    notifier.close()
+    assert receiver.keys == ["evt-1"]  # sent once
+    again = Notifier(notify)
+    again.handle(record)  # redelivered later: the record was made on the retry
+    again.close()
+    assert receiver.keys == ["evt-1"]
+
+
 def test_members_sharing_the_store_notify_once(receiver: Receiver, notify: Settings) -> None:
     """Two members (the SQLite file of one host, or one Redis for members on any host)."""
     records = [Record(_envelope(n=n), "t", 0, n, 0) for n in range(4)]
@@ -281,7 +358,7 @@ def test_an_unreachable_store_is_transient_and_notifies_nothing(
         (tmp_path / "file").write_text("")
         broken = replace(notify, data_dir=tmp_path / "file" / "data")  # cannot be created
     notifier = Notifier(broken)
-    with pytest.raises(TransientError, match="sent records"):
+    with pytest.raises(UnavailableError, match="sent records"):  # waited out by the runtime
         notifier.handle(Record(_envelope(), "t", 0, 0, 0))
     notifier.close()
     assert receiver.keys == []  # never notified without a record
