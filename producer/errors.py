@@ -67,6 +67,10 @@ class PublishError(ProducerError):
         self.detail = detail
 
 
+class RecordTooLarge(PublishError):
+    """The record is larger than the client or the topic accepts: no retry will fit it (413)."""
+
+
 class Rejection(Exception):
     """An HTTP error response, raised anywhere in the request path and rendered once."""
 

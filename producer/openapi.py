@@ -51,7 +51,10 @@ _WEBHOOK_RESPONSES = {
     ),
     "404": _error("Unknown provider (unknown_provider), or no secret set for it (provider_disabled)."),
     "405": _error("Only POST is allowed (method_not_allowed)."),
-    "413": _error("The body is larger than HOOKSTREAM_MAX_BODY_BYTES (body_too_large)."),
+    "413": _error(
+        "The body is larger than HOOKSTREAM_MAX_BODY_BYTES, or its record larger than Kafka takes"
+        " (body_too_large)."
+    ),
     "415": _error("The content type is not JSON (unsupported_media_type)."),
     "422": _error("Required fields are missing; `fields` names them (missing_fields)."),
     "500": _error("An unexpected error (internal_error); nothing was acknowledged."),

@@ -24,13 +24,20 @@ from hookstream.kafka import ProducerConfig
 from hookstream.kafka_access import denied, watched
 from hookstream.settings import Settings
 from producer import handoff, metrics
-from producer.errors import PublishError
+from producer.errors import PublishError, RecordTooLarge
 
 log = logging.getLogger(__name__)
 
 Header = tuple[str, bytes]
 
 _POLL_WAIT_S = 0.5  # only bounds how late the poll thread notices its producer was replaced
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"the event's record ({size} bytes with its envelope) is larger than Kafka accepts"
+        " (message.max.bytes, the topic's max.message.bytes)"
+    )
 
 
 class Publisher:
@@ -58,12 +65,16 @@ class Publisher:
             raise PublishError("error", "the producer's local queue is full; Kafka is slow or down") from exc
         except KafkaException as exc:
             self._failed("error")
+            if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                raise RecordTooLarge("error", _too_large(len(value))) from exc
             raise PublishError("error", f"Kafka refused the record: {exc}") from exc
         if not slot.wait(self.timeout_s):
             self._failed("timeout")
             raise PublishError("timeout", f"Kafka did not acknowledge within {self.timeout_s:g}s")
         if slot.error is not None:
             self._failed("error")
+            if slot.error.code() == KafkaError.MSG_SIZE_TOO_LARGE:  # the topic's max.message.bytes
+                raise RecordTooLarge("error", _too_large(len(value)))
             why = denied(slot.error, "WRITE", f"topic {self.topic}", self._watch.conf) or slot.error.str()
             raise PublishError("error", f"Kafka did not take the record: {why}")
         metrics.DELIVERY_DURATION.observe(time.perf_counter() - started)

@@ -22,7 +22,7 @@ from flask import Blueprint, Response, g, request
 from hookstream.errors import SchemaError, SchemaRegistryUnavailable
 from producer import metrics
 from producer.dedupe import Claim, Deduper
-from producer.errors import PayloadError, PublishError, Rejection, SignatureError
+from producer.errors import PayloadError, PublishError, RecordTooLarge, Rejection, SignatureError
 from producer.providers import PROVIDERS
 from producer.providers.base import Headers, ParsedEvent, Provider
 from producer.publisher import Header, Publisher
@@ -93,6 +93,8 @@ class Receiver:
         try:
             self.publisher.publish(*record)
             accepted = True
+        except RecordTooLarge as exc:  # no retry will fit it: a 503 would have it retried for days
+            raise _too_large(exc.detail) from exc
         except PublishError as exc:
             raise Rejection.unavailable(exc.detail) from exc
         finally:
@@ -151,8 +153,9 @@ def build_blueprint(receiver: Receiver) -> Blueprint:
 def check_announced(headers: Headers, limit: int) -> None:
     """Refuse before reading: an announced body over the limit (413), a type that is not JSON
     (415), a Content-Length that is not a number (400)."""
-    raw_length = headers.get("content-length")
-    if raw_length and raw_length.isdigit() and int(raw_length) > limit:
+    raw_length = headers.get("content-length") or ""
+    number = raw_length.isascii() and raw_length.isdigit()  # isascii: "²".isdigit() is True too
+    if number and int(raw_length) > limit:
         raise _too_large(f"Content-Length {raw_length} exceeds the {limit}-byte limit")
     media_type = (headers.get("content-type") or "").partition(";")[0].strip().lower()
     if not (
@@ -161,7 +164,7 @@ def check_announced(headers: Headers, limit: int) -> None:
     ):
         detail = f"Content-Type must be application/json, not {media_type or 'none'}"
         raise Rejection(415, "unsupported_media_type", detail)
-    if raw_length and not raw_length.isdigit():
+    if raw_length and not number:
         raise Rejection(400, "bad_request", "Content-Length is not a number")
 
 

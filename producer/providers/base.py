@@ -94,7 +94,8 @@ def signature_pairs(header: str) -> list[tuple[str, str]]:
 
 def check_timestamp(raw: str | None, now: float, tolerance_s: int) -> int:
     """The signed timestamp as an int, refused when missing, malformed, or out of tolerance."""
-    if raw is None or not raw.strip().isdigit():
+    # isascii too: "²".isdigit() is True, and int() refuses it.
+    if raw is None or not (raw := raw.strip()).isascii() or not raw.isdigit():
         raise SignatureError("invalid_signature", "the signature's timestamp is missing or not unix seconds")
     timestamp = int(raw)
     if abs(now - timestamp) > tolerance_s:

@@ -172,6 +172,21 @@ def test_413_while_reading_a_body_without_length(client: Client, producer_settin
     assert limit < stream.tell() <= limit + CHUNK < len(big)
 
 
+def test_413_for_an_event_within_the_body_limit_that_kafka_cannot_take(
+    client: Client, producer_settings: Settings
+) -> None:
+    # librdkafka's message.max.bytes (1,000,000) is below the default body limit (1 MiB).
+    event = {**fastio_event(), "pad": "x" * 1_000_000}
+    body = json.dumps(event).encode()
+    assert len(body) <= producer_settings.max_body_bytes
+    body_of = assert_refused(post(client, "fastio", body), 413, "body_too_large")
+    assert "larger than Kafka accepts" in body_of["detail"]
+    assert records_in_topic(producer_settings) == 0
+    # Not held as in flight: the same event, small enough, is produced at once.
+    small = json.dumps({**event, "pad": ""}).encode()
+    assert post(client, "fastio", small).status_code == 200
+
+
 def test_415_not_json(client: Client) -> None:
     body = sample_event("fastio")
     headers = {**sign("fastio", body, SECRETS["fastio"]), "Content-Type": "application/x-www-form-urlencoded"}

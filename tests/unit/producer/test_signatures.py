@@ -306,8 +306,14 @@ def test_a_timestamp_exactly_at_the_tolerance_is_accepted_and_one_past_it_is_sta
     )
 
 
-def test_a_timestamp_that_is_not_unix_seconds_is_invalid() -> None:
-    assert code_of(StripeProvider(("s",)), BODY, {"Stripe-Signature": "t=soon,v1=abc"}) == "invalid_signature"
+@pytest.mark.parametrize(
+    "stamp", ["soon", "²", "1700000000¹"]
+)  # the last two: isdigit(), yet not ASCII (latin-1)
+def test_a_timestamp_that_is_not_unix_seconds_is_invalid(stamp: str) -> None:
+    assert (
+        code_of(StripeProvider(("s",)), BODY, {"Stripe-Signature": f"t={stamp},v1=abc"})
+        == "invalid_signature"
+    )
 
 
 def test_signature_characters_outside_latin1_are_refused_not_crashed() -> None:
