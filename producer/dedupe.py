@@ -118,7 +118,7 @@ class Deduper:
                 self._batch.ack_later(stored)
             elif token is not None:
                 # Only our own claim: if it expired and another copy claimed the key, that one's stays.
-                self.store.delete(stored, only_if=_PENDING + token)
+                self._batch.release(stored, _PENDING + token)
         except StateStoreUnavailable as exc:
             self._store_failed(exc)
 

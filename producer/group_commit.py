@@ -2,16 +2,21 @@
 
 Group commit, as a database makes its log writes: a request queues its claim and waits; one
 writer per worker process takes everything queued and makes it in two store calls (the acks
-with `put_many`, then the claims with `add_many`), each one statement in SQLite and one round
-trip to Redis, then wakes each waiting request with its answer. Under load a batch holds the
+with `put_many`, then the claims with `claim_many`), each one statement in SQLite and one round
+trip to Redis, then wakes each waiting request with its answer. A claim is won when the key holds
+its value afterwards, so a call the Redis client repeated after a lost reply still wins it.
+Releases (a copy Kafka did not take) go through the same writer, after the claims queued before
+them: a claim whose wait ran out may still be made, and released first it would hold its key
+until its TTL. Under load a batch holds the
 claims of every request that reached the store while the previous batch was being made, so
 the store's cost per webhook falls as the rate rises, where two calls per webhook made it rise.
 
 Acks are queued and not waited for: a webhook is answered once Kafka holds its record, and its
 "acked" mark follows within a batch. Until then a retry of it finds the claim pending and
-waits for the mark, as it would for any copy in flight. A worker killed between the two leaves
-the claim to expire (its TTL), after which a retry produces again: a duplicate the consumers
-drop, never a loss.
+waits for the mark, as it would for any copy in flight. Acks the store failed to take are tried
+again with the next batch (the newest `_UNWRITTEN_MAX`), rather than leave their claims pending
+until the TTL. A worker killed between the two leaves the claim to expire (its TTL), after which
+a retry produces again: a duplicate the consumers drop, never a loss.
 
 The writer is a `threading.Thread`: a native thread under gthread, a greenlet under gevent's
 patching, where the waits and the wake-ups are gevent's. Started on first use, in the process
@@ -22,18 +27,24 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hookstream.errors import StateStoreUnavailable
 from hookstream.state import StateStore
 
+# Acks kept for the next batch while the store fails: a few seconds of webhooks at full rate.
+_UNWRITTEN_MAX = 10_000
+
 
 @dataclass(slots=True)
-class _Claim:
+class _Request:
+    """A claim or a release waiting for the writer, and its answer."""
+
     key: str
     value: str
-    done: threading.Event  # made per claim, so gevent's when threading is patched
+    done: threading.Event = field(default_factory=threading.Event)  # gevent's when patched
     added: bool = False
     error: StateStoreUnavailable | None = None
 
@@ -57,14 +68,17 @@ class GroupCommit:
         self.wait_s = wait_s  # a claim's longest wait: its batch's store call has its own deadline
         self.on_error = on_error  # a failed ack batch has no request to tell: it is only reported
         self._work = threading.Condition()
-        self._claims: list[_Claim] = []
+        self._claims: list[_Request] = []
         self._acks: list[str] = []
+        self._releases: list[_Request] = []
+        self._unwritten: deque[str] = deque(maxlen=_UNWRITTEN_MAX)  # acks the store failed to take
         self._pid = 0
         self._closing = False
 
     def add(self, key: str, value: str) -> bool:
-        """`store.add(key, claim_ttl_s, value)` within a batch; raises `StateStoreUnavailable`."""
-        claim = _Claim(key, value, threading.Event())
+        """Claim `key` with `value` (SET NX, `claim_ttl_s`) within a batch: True when the key holds
+        `value` afterwards. Raises `StateStoreUnavailable`."""
+        claim = _Request(key, value)
         self._queue(lambda: self._claims.append(claim))
         if not claim.done.wait(self.wait_s):
             raise StateStoreUnavailable(f"{self.store.name}: no answer within {self.wait_s:g}s")
@@ -76,14 +90,21 @@ class GroupCommit:
         """Mark `key` acked (overwriting its claim) in the next batch."""
         self._queue(lambda: self._acks.append(key))
 
+    def release(self, key: str, value: str) -> None:
+        """Delete `key` if it still holds `value`, after the claims queued before; waits at most
+        `wait_s` (a failure is reported, not raised: the claim then expires with its TTL)."""
+        release = _Request(key, value)
+        self._queue(lambda: self._releases.append(release))
+        release.done.wait(self.wait_s)
+
     def close(self) -> None:
         """Make what is queued (acks a graceful stop must not drop), then stop the writer (a later
         call starts another)."""
         with self._work:
             self._closing, self._pid = True, 0
-            claims, acks = self._take()
+            claims, acks, releases = self._take()
             self._work.notify()
-        self._make(claims, acks)
+        self._make(claims, acks, releases)
 
     def _queue(self, append: Callable[[], None]) -> None:
         with self._work:
@@ -97,43 +118,54 @@ class GroupCommit:
         self._pid, self._closing = os.getpid(), False
         threading.Thread(target=self._run, name="dedupe-group-commit", daemon=True).start()
 
-    def _take(self) -> tuple[list[_Claim], list[str]]:
+    def _take(self) -> tuple[list[_Request], list[str], list[_Request]]:
         claims, self._claims = self._claims, []
-        acks, self._acks = self._acks, []
-        return claims, acks
+        acks, self._acks = [*self._unwritten, *self._acks], []  # the unwritten wake nobody
+        self._unwritten.clear()
+        releases, self._releases = self._releases, []
+        return claims, acks, releases
 
     def _run(self) -> None:
         while True:
             with self._work:
-                while not (self._claims or self._acks or self._closing):
+                while not (self._claims or self._acks or self._releases or self._closing):
                     self._work.wait()
                 if self._closing:
                     return
-                claims, acks = self._take()
+                claims, acks, releases = self._take()
             try:
-                self._make(claims, acks)
+                self._make(claims, acks, releases)
             except Exception as exc:  # a bug must not stop the writer: every claim would time out
                 failure = StateStoreUnavailable(f"{self.store.name}: {type(exc).__name__}: {exc}")
-                for claim in claims:
+                for claim in (*claims, *releases):
                     claim.error = failure
                     claim.done.set()
 
-    def _make(self, claims: Sequence[_Claim], acks: Sequence[str]) -> None:
+    def _make(self, claims: Sequence[_Request], acks: Sequence[str], releases: Sequence[_Request]) -> None:
         # Acks first: a retry claimed in the same batch as its first copy's ack then reads "acked".
         if acks:
             try:
                 self.store.put_many(acks, self.acked, self.ack_ttl_s)
             except StateStoreUnavailable as exc:
                 self.on_error(exc)
-        if not claims:
-            return
-        try:
-            added = self.store.add_many([c.key for c in claims], self.claim_ttl_s, [c.value for c in claims])
-        except StateStoreUnavailable as exc:
+                with self._work:
+                    self._unwritten.extend(acks)
+        if claims:
+            try:
+                held = self.store.claim_many(
+                    [c.key for c in claims], self.claim_ttl_s, [c.value for c in claims]
+                )
+            except StateStoreUnavailable as exc:
+                for claim in claims:
+                    claim.error = exc
+            else:
+                for claim, value in zip(claims, held, strict=True):
+                    claim.added = value == claim.value
             for claim in claims:
-                claim.error = exc
-        else:
-            for claim, was_added in zip(claims, added, strict=True):
-                claim.added = was_added
-        for claim in claims:
-            claim.done.set()
+                claim.done.set()
+        for release in releases:  # rare: a copy Kafka did not take
+            try:
+                self.store.delete(release.key, only_if=release.value)
+            except StateStoreUnavailable as exc:
+                self.on_error(exc)
+            release.done.set()

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -118,6 +119,30 @@ def test_a_copy_whose_wait_runs_out_fails_and_others_still_see_the_ack(
     assert _worker(state_settings).claim("k", 0.1) is Claim.FAILED
     dedupe.settle("k", accepted=True)
     assert patient.join() == [Claim.SEEN]
+
+
+def test_a_claim_made_after_its_wait_ran_out_is_still_released(
+    dedupe: Deduper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = dedupe.store.claim_many
+    landed = threading.Event()
+
+    def slow(*args: Any, **kwargs: Any) -> list[str]:
+        time.sleep(1.5)  # past the claim's wait (1 s): the copy produces without dedupe
+        try:
+            return real(*args, **kwargs)
+        finally:
+            landed.set()
+
+    monkeypatch.setattr(dedupe.store, "claim_many", slow)
+    assert dedupe.claim("k", 1) is Claim.OWNER
+    dedupe.settle("k", accepted=False)  # Kafka did not take it
+    assert landed.wait(5)
+    deadline = time.monotonic() + 5
+    stored = dedupe._key("k")
+    while dedupe.store.get(stored) is not None:  # freed after the late claim, not left pending
+        assert time.monotonic() < deadline, f"the key still holds {dedupe.store.get(stored)!r}"
+        time.sleep(0.05)
 
 
 def test_an_owner_that_died_frees_its_event_after_the_claim_ttl(state_settings: Settings) -> None:
