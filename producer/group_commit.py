@@ -19,7 +19,8 @@ until the TTL. A worker killed between the two leaves the claim to expire (its T
 a retry produces again: a duplicate the consumers drop, never a loss.
 
 The writer is a `threading.Thread`: a native thread under gthread, a greenlet under gevent's
-patching, where the waits and the wake-ups are gevent's. Started on first use, in the process
+patching, where the waits and the wake-ups are gevent's (and SQLite's busy wait, in C, holds
+the hub: see `producer.gunicorn_conf`). Started on first use, in the process
 that uses it (gunicorn forks its workers).
 """
 

@@ -28,7 +28,10 @@ bind = ["0.0.0.0:8000"]
 # through the hub's thread-safe watcher (producer.handoff), with no hand-off to a pool thread and
 # no GIL passed among 32 threads. Nothing on the request path blocks the hub for long: dedupe
 # writes go through one writer per worker in batches (producer.group_commit); Redis, registry
-# and Kafka metadata calls cooperate or run in gevent's thread pool.
+# and Kafka metadata calls cooperate or run in gevent's thread pool. One exception, on one host
+# only: the embedded SQLite store's busy wait sleeps in C, so while another process holds its
+# write lock (a consumer's batch: milliseconds) the worker's hub waits too, at most the store's
+# 0.5 s timeout. Deployments with several producers use Redis, which cooperates.
 worker_class = "gevent"
 workers = os.cpu_count() or 2
 # Requests in flight per worker, each a greenlet holding its connection until its ack (at most
