@@ -25,6 +25,7 @@ REASONS = (
     "stale_signature",
     "unknown_provider",
     "provider_disabled",
+    "not_found",  # from routing: a path under /webhooks/ that is no webhook URL (/webhooks/a/b)
     "method_not_allowed",
     "body_too_large",
     "unsupported_media_type",

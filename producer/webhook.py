@@ -1,12 +1,13 @@
 """POST /webhooks/<provider> (and /webhook/fastio): the webhooks blueprint.
 
-In order, each step failing with its status: provider known and enabled (404), POST (405,
-from Flask's routing), Content-Length within the limit (413), JSON content type (415), body
-read within the limit (413), signature on the raw bytes (401), JSON (400), required fields
-(422), then Kafka's ack (else 503). A refusal is raised as a `Rejection` and rendered by the
-app's one error handler; every answer on a webhook URL, refusals by routing included, is
-counted and logged as one JSON line (without secrets, signatures or payload) by this
-blueprint's app-wide hooks. The steps between reading and publishing are plain functions.
+In order, each step failing with its status: POST to a webhook URL (405 and 404, from Flask's
+routing), provider known and enabled (404), Content-Length within the limit (413), JSON content
+type (415), body read within the limit (413), signature on the raw bytes (401), JSON (400),
+required fields (422), then Kafka's ack (else 503; 413 for a record Kafka will never take). A
+refusal is raised as a `Rejection` and rendered by the app's one error handler; every answer on
+a webhook URL, refusals by routing included, is counted and logged as one JSON line (without
+secrets, signatures or payload) by this blueprint's app-wide hooks. The steps between reading
+and publishing are plain functions.
 """
 
 from __future__ import annotations

@@ -137,6 +137,9 @@ def test_404_unknown_and_disabled_providers(producer_settings: Settings) -> None
     assert_refused(client.post("/webhooks/gitlab", data=body), 404, "unknown_provider")
     assert_refused(client.post("/webhooks/github", data=body), 404, "provider_disabled")
     assert rejections("unknown", "unknown_provider") >= 1  # scanners do not mint label values
+    before = rejections("unknown", "not_found")
+    assert_refused(client.post("/webhooks/github/extra", data=body), 404, "not_found")
+    assert rejections("unknown", "not_found") == before + 1
 
 
 def test_405_only_post(client: Client) -> None:
