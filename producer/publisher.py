@@ -53,8 +53,12 @@ class Publisher:
         self._pid = 0
         self._broken = False
 
-    def publish(self, key: bytes, value: bytes, headers: Sequence[Header]) -> None:
-        """Return once Kafka holds the record (acks=all); else raise `PublishError`."""
+    def publish(
+        self, key: bytes, value: bytes, headers: Sequence[Header], timeout_s: float | None = None
+    ) -> None:
+        """Return once Kafka holds the record (acks=all) within `timeout_s` (default: the
+        delivery timeout); else raise `PublishError`."""
+        wait_s = self.timeout_s if timeout_s is None else timeout_s
         producer, hand = self._current()
         slot = hand.slot()
         started = time.perf_counter()
@@ -68,7 +72,7 @@ class Publisher:
             if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
                 raise RecordTooLarge("error", _too_large(len(value))) from exc
             raise PublishError("error", f"Kafka refused the record: {exc}") from exc
-        if not slot.wait(self.timeout_s):
+        if not slot.wait(wait_s):
             self._failed("timeout")
             raise PublishError("timeout", f"Kafka did not acknowledge within {self.timeout_s:g}s")
         if slot.error is not None:

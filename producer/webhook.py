@@ -84,7 +84,9 @@ class Receiver:
         return Response(accepted_body(event.event_id, duplicate), content_type="application/json")
 
     def _publish_once(self, key: str, record: Record) -> bool:
-        """Publish unless this event was accepted recently; True when it was (a duplicate)."""
+        """Publish unless this event was accepted recently; True when it was (a duplicate). The
+        wait for an earlier copy and the wait for Kafka share one deadline."""
+        deadline = time.monotonic() + self.wait_s
         claim = self.deduper.claim(key, self.wait_s)
         if claim is Claim.SEEN:
             return True
@@ -92,7 +94,7 @@ class Receiver:
             raise Rejection.unavailable("an earlier copy of this event was not acknowledged by Kafka; retry")
         accepted = False
         try:
-            self.publisher.publish(*record)
+            self.publisher.publish(*record, timeout_s=max(0.0, deadline - time.monotonic()))
             accepted = True
         except RecordTooLarge as exc:  # no retry will fit it: a 503 would have it retried for days
             raise _too_large(exc.detail) from exc
