@@ -225,16 +225,20 @@ def test_a_failed_send_is_not_recorded_so_the_retry_sends_it(receiver: Receiver,
     assert receiver.keys == ["evt-1", "evt-1"]
 
 
-def test_a_batch_is_sent_side_by_side_keeping_each_workspaces_order(
-    receiver: Receiver, notify: Settings
-) -> None:
-    records = [Record(_envelope(workspace=f"ws-{n % 3}", n=n), "t", 0, n, 0) for n in range(30)]
-    notifier = Notifier(notify)
+def _batch(notifier: Notifier, records: list[Record]) -> None:
+    """One batch as the runtime drives it, then the member's stop."""
     notifier.start_batch(records)
     for record in records:
         notifier.handle(record)
     notifier.flush()
     notifier.close()
+
+
+def test_a_batch_is_sent_side_by_side_keeping_each_workspaces_order(
+    receiver: Receiver, notify: Settings
+) -> None:
+    records = [Record(_envelope(workspace=f"ws-{n % 3}", n=n), "t", 0, n, 0) for n in range(30)]
+    _batch(Notifier(notify), records)
     assert sorted(receiver.keys) == sorted(f"evt-{n}" for n in range(30))  # each once
     for workspace in range(3):
         sent = [key for key in receiver.keys if int(key.removeprefix("evt-")) % 3 == workspace]
@@ -291,12 +295,7 @@ def test_a_record_waits_for_no_other_workspace_when_every_sender_is_busy(
     ordered = [chain[0] for chain in busy] + [late] + [r for chain in busy for r in chain[1:]]
     records = [replace(r, offset=offset) for offset, r in enumerate(ordered)]
     receiver.delay_s = 0.05
-    notifier = Notifier(notify)
-    notifier.start_batch(records)
-    for record in records:
-        notifier.handle(record)
-    notifier.flush()
-    notifier.close()
+    _batch(Notifier(notify), records)
     assert sorted(receiver.keys) == sorted(r.envelope.event_id for r in records)  # each once
     last_of_each_chain = [receiver.keys.index(chain[-1].envelope.event_id) for chain in busy]
     assert receiver.keys.index("evt-999") < min(last_of_each_chain)
