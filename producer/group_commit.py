@@ -3,13 +3,14 @@
 Group commit, as a database makes its log writes: a request queues its claim and waits; one
 writer per worker process takes everything queued and makes it in two store calls (the acks
 with `put_many`, then the claims with `claim_many`), each one statement in SQLite and one round
-trip to Redis, then wakes each waiting request with its answer. A claim is won when the key holds
-its value afterwards, so a call the Redis client repeated after a lost reply still wins it.
-Releases (a copy Kafka did not take) go through the same writer, after the claims queued before
-them: a claim whose wait ran out may still be made, and released first it would hold its key
-until its TTL. Under load a batch holds the
+trip to Redis, then wakes each waiting request with its answer. Under load a batch holds the
 claims of every request that reached the store while the previous batch was being made, so
 the store's cost per webhook falls as the rate rises, where two calls per webhook made it rise.
+
+A claim is won when the key holds its value afterwards, so a call the Redis client repeated
+after a lost reply still wins it. Releases (a copy Kafka did not take) go through the same
+writer, after the claims queued before them: a claim whose wait ran out may still be made, and
+released first it would hold its key until its TTL.
 
 Acks are queued and not waited for: a webhook is answered once Kafka holds its record, and its
 "acked" mark follows within a batch. Until then a retry of it finds the claim pending and
@@ -20,8 +21,8 @@ a retry produces again: a duplicate the consumers drop, never a loss.
 
 The writer is a `threading.Thread`: a native thread under gthread, a greenlet under gevent's
 patching, where the waits and the wake-ups are gevent's (and SQLite's busy wait, in C, holds
-the hub: see `producer.gunicorn_conf`). Started on first use, in the process
-that uses it (gunicorn forks its workers).
+the hub: see `producer.gunicorn_conf`). Started on first use, in the process that uses it
+(gunicorn forks its workers).
 """
 
 from __future__ import annotations
