@@ -24,6 +24,19 @@ GUNICORN_CLASSES = ("sync", "gthread", "gevent")
 HEADROOM_RATE = 500
 
 
+def _gunicorn_base(dotted: str) -> str:
+    """The gunicorn class a worker class given as a dotted path extends (the producer's is
+    gevent's, with its own graceful stop), else the path's last part."""
+    from gunicorn.util import load_class
+    from gunicorn.workers.ggevent import GeventWorker
+    from gunicorn.workers.gthread import ThreadWorker
+    from gunicorn.workers.sync import SyncWorker
+
+    loaded = load_class(dotted)
+    bases = {"gevent": GeventWorker, "gthread": ThreadWorker, "sync": SyncWorker}
+    return next((name for name, base in bases.items() if issubclass(loaded, base)), dotted.rsplit(".", 1)[-1])
+
+
 @dataclass(frozen=True)
 class WorkerSetting:
     """A worker class and size: `gthread:16@2` is 2 gthread workers of 16 threads.
@@ -55,7 +68,7 @@ class WorkerSetting:
         from producer import gunicorn_conf
 
         worker_class = str(getattr(gunicorn_conf, "worker_class", "sync"))
-        name = worker_class if worker_class in GUNICORN_CLASSES else worker_class.rsplit(".", 1)[-1]
+        name = worker_class if worker_class in GUNICORN_CLASSES else _gunicorn_base(worker_class)
         workers = int(getattr(gunicorn_conf, "workers", 1))
         return cls(name, workers, int(getattr(gunicorn_conf, "threads", 1)))
 

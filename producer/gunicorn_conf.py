@@ -32,7 +32,9 @@ bind = ["0.0.0.0:8000"]
 # only: the embedded SQLite store's busy wait sleeps in C, so while another process holds its
 # write lock (a consumer's batch: milliseconds) the worker's hub waits too, at most the store's
 # 0.5 s timeout. Deployments with several producers use Redis, which cooperates.
-worker_class = "gevent"
+# gunicorn's gevent worker, whose graceful stop also ends idle keep-alive connections, so that
+# `worker_exit` runs before the master's SIGKILL (producer.worker). `--worker-class gevent` means it.
+worker_class = "producer.worker.ProducerWorker"
 workers = os.cpu_count() or 2
 # Requests in flight per worker, each a greenlet holding its connection until its ack (at most
 # the 2 s deadline): gunicorn's default, far above what one worker's CPU answers per 2 s.

@@ -50,7 +50,7 @@ class Server:
 
 @contextmanager
 def running(
-    settings: Settings, tmp_path: Path, worker_class: str = gunicorn_conf.worker_class, **extra_env: str
+    settings: Settings, tmp_path: Path, worker_class: str = "gevent", **extra_env: str
 ) -> Iterator[tuple[Server, subprocess.Popen[bytes]]]:
     """`hookstream producer` with two workers, until the block ends (then a graceful stop)."""
     port = free_port_block(1)
@@ -99,7 +99,8 @@ def running(
             if started.count("Booting worker with pid") == 2:
                 break
             time.sleep(0.5)
-        assert f"Using worker: {worker_class}" in started, started
+        shipped = gunicorn_conf.worker_class if worker_class == "gevent" else worker_class  # its subclass
+        assert f"Using worker: {shipped}" in started, started
         assert started.count("Booting worker with pid") == 2, started
         yield server, process
     finally:
@@ -201,6 +202,35 @@ def test_a_graceful_stop_answers_and_delivers_what_is_in_flight(settings: Settin
         time.sleep(0.5)
         os.killpg(process.pid, signal.SIGTERM)
         assert [answer.result(timeout=20) for answer in answers] == [200] * 4
+    assert len(read_records(settings, 4)) == 4
+
+
+def test_a_graceful_stop_does_not_wait_for_idle_keep_alive_connections(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # A gateway keeps its connections open between requests; the stop must still reach
+    # `worker_exit` (the last delivery and dedupe acks) before the master's SIGKILL.
+    with running(settings, tmp_path) as (server, process):
+        idle = []
+        for _ in range(4):
+            connection = http.client.HTTPConnection(
+                "127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=10
+            )
+            body = sample_event("fastio")
+            connection.request("POST", "/webhooks/fastio", body, sign("fastio", body, SECRET))
+            response = connection.getresponse()
+            assert response.status == 200 and response.getheader("Connection") != "close"
+            response.read()
+            idle.append(connection)  # kept open, no request in flight
+        stopping = time.monotonic()
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        stopped_in = time.monotonic() - stopping
+    log = (tmp_path / "producer.log").read_text()
+    assert "Worker graceful timeout" not in log, log
+    assert stopped_in < gunicorn_conf.graceful_timeout, stopped_in
+    for connection in idle:
+        connection.close()
     assert len(read_records(settings, 4)) == 4
 
 
