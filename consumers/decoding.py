@@ -95,7 +95,7 @@ class Decoder:
                 "schema registry unavailable, retrying",
                 extra={"fields": {"group": self._group, "attempt": attempt, "error": str(error)}},
             )
-            self._wait(self._retry.delay(min(attempt, 10)), key)
+            self._wait(self._retry.outage_delay(attempt), key)
             try:
                 return self._envelopes.decode(value)
             except SchemaRegistryUnavailable as exc:

@@ -29,6 +29,11 @@ class RetryPolicy:
         ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
         return (rng or random).uniform(0.0, ceiling)
 
+    def outage_delay(self, attempt: int) -> float:
+        """The wait after failed attempt `attempt` while a shared system is down (the registry, the
+        state store): waited out with no budget, the same backoff, its exponent capped."""
+        return self.delay(min(attempt, 10))
+
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
         """The waits between attempts: at most max_attempts - 1 of them, summing to at most
         max_seconds (the last wait is cut short rather than overrunning the budget)."""

@@ -253,7 +253,7 @@ class Member:
         budget = self._retry.delays()
         while True:
             wait = (
-                self._retry.delay(min(attempt, 10))
+                self._retry.outage_delay(attempt)
                 if isinstance(error, UnavailableError)
                 else next(budget, None)
             )

@@ -20,6 +20,13 @@ def test_delays_are_bounded_in_count_and_total_time() -> None:
             assert 0 <= wait <= 0.5 * 2 ** (attempt - 1)
 
 
+def test_an_outage_is_waited_out_at_the_capped_backoff_with_no_attempt_limit() -> None:
+    policy = RetryPolicy(max_attempts=2, max_seconds=1, base_delay_s=0.01, max_delay_s=100)
+    waits = [policy.outage_delay(attempt) for attempt in range(1, 10_000)]  # past any budget
+    assert all(0 <= wait <= 0.01 * 2**9 for wait in waits)  # the exponent stops at 10 attempts
+    assert max(waits[20:]) > 0.01 * 2**8  # and stays there
+
+
 def test_the_total_time_budget_cuts_retries_short() -> None:
     policy = RetryPolicy(max_attempts=100, max_seconds=3, base_delay_s=1, max_delay_s=2)
     for seed in range(50):
