@@ -36,8 +36,8 @@ def producer(bind: str, workers: int | None, worker_class: str | None, threads: 
     from producer import gunicorn_conf
 
     build_providers(Settings.from_env())  # fail closed here, in one line, not in every worker
-    if worker_class == "gevent":  # the producer's own subclass of it, as gunicorn_conf ships it
-        worker_class = gunicorn_conf.worker_class
+    if worker_class == "gevent":  # the producer's own subclass of it
+        worker_class = gunicorn_conf.GEVENT_WORKER
     given = {"bind": [bind], "workers": workers, "worker_class": worker_class, "threads": threads}
     overrides = {key: value for key, value in given.items() if value is not None}
 

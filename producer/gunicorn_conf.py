@@ -34,7 +34,8 @@ bind = ["0.0.0.0:8000"]
 # 0.5 s timeout. Deployments with several producers use Redis, which cooperates.
 # gunicorn's gevent worker, whose graceful stop also ends idle keep-alive connections, so that
 # `worker_exit` runs before the master's SIGKILL (producer.worker). `--worker-class gevent` means it.
-worker_class = "producer.worker.ProducerWorker"
+GEVENT_WORKER = "producer.worker.ProducerWorker"
+worker_class = GEVENT_WORKER
 workers = os.cpu_count() or 2
 # Requests in flight per worker, each a greenlet holding its connection until its ack (at most
 # the 2 s deadline): gunicorn's default, far above what one worker's CPU answers per 2 s.

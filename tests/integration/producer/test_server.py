@@ -99,7 +99,7 @@ def running(
             if started.count("Booting worker with pid") == 2:
                 break
             time.sleep(0.5)
-        shipped = gunicorn_conf.worker_class if worker_class == "gevent" else worker_class  # its subclass
+        shipped = gunicorn_conf.GEVENT_WORKER if worker_class == "gevent" else worker_class  # its subclass
         assert f"Using worker: {shipped}" in started, started
         assert started.count("Booting worker with pid") == 2, started
         yield server, process
