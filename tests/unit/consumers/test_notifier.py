@@ -109,7 +109,8 @@ class Receiver:
 
     def __init__(self) -> None:
         self.status = 200
-        self.delay_s = 0.0
+        self.held: set[str] = set()  # event_ids answered only once `gate` opens
+        self.gate = threading.Event()
         self.keys: list[str] = []
         self.gets = 0
         receiver = self
@@ -117,8 +118,10 @@ class Receiver:
         class Handle(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(receiver.delay_s)
-                receiver.keys.append(self.headers["Idempotency-Key"])
+                key = self.headers["Idempotency-Key"]
+                if key in receiver.held:
+                    receiver.gate.wait(30)
+                receiver.keys.append(key)
                 self.send_response(receiver.status)
                 if 300 <= receiver.status < 400:
                     self.send_header("Location", receiver.url)
@@ -285,20 +288,32 @@ def test_sends_started_for_records_never_handled_settle_at_flush(
 def test_a_record_waits_for_no_other_workspace_when_every_sender_is_busy(
     receiver: Receiver, notify: Settings
 ) -> None:
-    # Eight workspaces of ten records each fill the senders; a ninth workspace's record comes
-    # right after their first ones. `handle` sends it itself, before any busy chain has ended.
+    # Eight workspaces of three records each fill the senders: the destination holds each one's
+    # second record until the gate opens. A ninth workspace's record comes right after their
+    # first ones; `handle` sends it itself, without waiting for a sender to come free.
     busy = [
-        [Record(_envelope(workspace=f"ws-{w}", n=10 * w + i), "t", 0, 0, 0) for i in range(10)]
+        [Record(_envelope(workspace=f"ws-{w}", n=10 * w + i), "t", 0, 0, 0) for i in range(3)]
         for w in range(8)
     ]
     late = Record(_envelope(workspace="ws-late", n=999), "t", 0, 0, 0)
     ordered = [chain[0] for chain in busy] + [late] + [r for chain in busy for r in chain[1:]]
     records = [replace(r, offset=offset) for offset, r in enumerate(ordered)]
-    receiver.delay_s = 0.05
-    _batch(Notifier(notify), records)
+    receiver.held = {chain[1].envelope.event_id for chain in busy}
+    opener = threading.Timer(10, receiver.gate.set)  # else a handle that waits would wait 30 s
+    opener.start()
+    notifier = Notifier(notify)
+    notifier.start_batch(records)
+    for record in records[:9]:  # the busy workspaces' first records, then the late one
+        notifier.handle(record)
+    assert not receiver.gate.is_set()  # handled while every sender was held
+    assert "evt-999" in receiver.keys
+    receiver.gate.set()
+    opener.cancel()
+    for record in records[9:]:
+        notifier.handle(record)
+    notifier.flush()
+    notifier.close()
     assert sorted(receiver.keys) == sorted(r.envelope.event_id for r in records)  # each once
-    last_of_each_chain = [receiver.keys.index(chain[-1].envelope.event_id) for chain in busy]
-    assert receiver.keys.index("evt-999") < min(last_of_each_chain)
 
 
 def test_a_send_the_store_did_not_record_is_recorded_on_retry_not_sent_again(
